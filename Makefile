@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv/ when missing (`make setup` does only that); re-running is quick.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.srender-setup-stamp
+MSG_BUILD := build/msgs
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: setup demo test lint unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg) scripts/check_env.sh
+	@sh scripts/check_env.sh
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	rm -rf $(MSG_BUILD) && mkdir -p build
+	. $(VENV)/bin/activate && AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) cmake -S . -B $(MSG_BUILD) \
+	    -DSRENDER_INTERFACES_ONLY=ON -DBUILD_TESTING=OFF \
+	    -DCMAKE_PREFIX_PATH=$(CURDIR)/$(VENV) -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(VENV) \
+	    -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) > $(MSG_BUILD).log 2>&1 \
+	  && cmake --build $(MSG_BUILD) -j2 >> $(MSG_BUILD).log 2>&1 \
+	  && cmake --install $(MSG_BUILD) >> $(MSG_BUILD).log 2>&1 \
+	  || { tail -30 $(MSG_BUILD).log; echo "srender setup: message generation failed (full log: $(MSG_BUILD).log)" >&2; exit 1; }
+	$(VPY) -c "from srender_ros.msg import RenderRequest, KeyframeSchedule, WorldStatus"
+	@touch $(STAMP)
+	@echo "srender setup: .venv ready"
+
+demo: setup
+	$(VENV)/bin/srender demo --out-dir demo_out
+
+lint: setup
+	$(VENV)/bin/ruff check srender_ros tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/python -m pytest -q tests
+
+bench: setup
+	$(VPY) benchmarks/run_all.py
+
+clean:
+	rm -rf build demo_out .mypy_cache .pytest_cache .ruff_cache
