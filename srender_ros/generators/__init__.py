@@ -1,0 +1,1 @@
+"""Keyframe generators (procedural, diffusers) behind one protocol."""
