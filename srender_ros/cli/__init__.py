@@ -1,0 +1,1 @@
+"""The `srender` command line (demo, render, bag, world, scheduler)."""
