@@ -36,8 +36,9 @@ class KeyframeRequest(NamedTuple):
         prompt: the environment prompt.
         T_world_cam: [4, 4] optical pose of the keyframe.
         intrinsics: camera to generate for.
-        world_view: the current world rendered at this pose (None for a new, empty world); a
-            generator keeps pixels where world_view.alpha is high and fills the rest.
+        world_view: the current world rendered at this pose and camera, UNBATCHED (rgb [H, W, 3],
+            depth_m [H, W], alpha [H, W]); None for a new, empty world. A generator keeps pixels
+            where world_view.alpha is high and fills the rest.
         initial_image: [H, W, 3] float32 user image for the first keyframe of a new world, or None.
         seed: seed for this keyframe (derived from the world seed and the keyframe count).
         pose_index: index of the pose in its trajectory.

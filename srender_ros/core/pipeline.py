@@ -1,0 +1,355 @@
+"""The pipeline for one request: world -> schedule -> generate -> lift -> render, chunk by chunk.
+
+It only coordinates: the world store keeps worlds, the generator makes keyframes, lifting turns
+them into Gaussians, the renderer draws. Chunks are yielded in pose order as soon as they are
+rendered, so the first frames of a long trajectory are out long before the plan reaches its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.lifting import LiftConfig, lift_keyframe
+from srender_ros.core.metrics import hole_fraction
+from srender_ros.core.scheduler import (
+    KeyframeDecision,
+    KeyframeRule,
+    Schedule,
+    SchedulerKind,
+    uncovered_fraction,
+    uniform_indices,
+)
+from srender_ros.core.trajectory import Trajectory
+from srender_ros.errors import InputError
+from srender_ros.generators.protocol import KeyframeGenerator, KeyframeRequest
+from srender_ros.render.protocol import Renderer, RenderOutput
+
+if TYPE_CHECKING:
+    from srender_ros.core.store import WorldState, WorldStore
+
+__all__ = [
+    "FrameChunk",
+    "KeyframeDecision",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineRun",
+    "RenderJob",
+    "RunStats",
+    "Schedule",
+    "SchedulerKind",
+]
+
+log = logging.getLogger(__name__)
+
+#: (trajectory, camera) -> predicted keyframe count, for the learned scheduler.
+CountPredictor = Callable[[Trajectory, Intrinsics], int]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the pipeline (one-to-one with the CLI flags and node parameters of the same names).
+
+    Attributes:
+        scheduler: coverage | uniform | learned.
+        coverage_threshold: tau; a pose whose uncovered fraction exceeds it becomes a keyframe.
+        uniform_keyframes: keyframe count of the uniform scheduler.
+        coverage_scale: resolution of coverage renders relative to the camera.
+        chunk_size: poses rendered per chunk.
+        max_keyframes_per_request: hard cap on generation for one request.
+        keyframe_overscan: keyframes are generated with this much wider image (same focal length),
+            so content just outside the view is already in the world when the camera turns.
+        seed: base seed; keyframe seeds derive from it, the world id and the keyframe count.
+        lift: how keyframes become Gaussians.
+    """
+
+    scheduler: SchedulerKind = SchedulerKind.COVERAGE
+    coverage_threshold: float = 0.02
+    uniform_keyframes: int = 8
+    coverage_scale: float = 0.25
+    chunk_size: int = 30
+    max_keyframes_per_request: int = 64
+    keyframe_overscan: float = 1.25
+    seed: int = 0
+    lift: LiftConfig = field(default_factory=LiftConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))
+        if not 0.0 <= self.coverage_threshold < 1.0:
+            raise InputError(f"coverage_threshold={self.coverage_threshold}: must be in [0, 1)")
+        if self.uniform_keyframes < 1:
+            raise InputError(f"uniform_keyframes={self.uniform_keyframes}: must be >= 1")
+        if not 0.01 <= self.coverage_scale <= 1.0:
+            raise InputError(f"coverage_scale={self.coverage_scale}: must be in [0.01, 1]")
+        if self.chunk_size < 1:
+            raise InputError(f"chunk_size={self.chunk_size}: must be >= 1")
+        if self.max_keyframes_per_request < 0:
+            raise InputError("max_keyframes_per_request must be >= 0")
+        if not 1.0 <= self.keyframe_overscan <= 2.0:
+            raise InputError(f"keyframe_overscan={self.keyframe_overscan}: must be in [1, 2]")
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One request: render every pose of ``trajectory`` in the world of ``prompt``.
+
+    Attributes:
+        prompt: environment prompt (one world per normalized prompt).
+        trajectory: optical-frame camera poses.
+        intrinsics: the camera.
+        initial_image: [H, W, 3] float32 in [0, 1], used as the first keyframe of a NEW world.
+        request_id: echoed in logs and schedules.
+    """
+
+    prompt: str
+    trajectory: Trajectory
+    intrinsics: Intrinsics
+    initial_image: NDArray[np.float32] | None = None
+    request_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.prompt or not self.prompt.strip():
+            raise InputError("environment prompt is empty: name the environment, e.g. 'a cluttered warehouse aisle'")
+        if self.initial_image is not None:
+            img = np.asarray(self.initial_image)
+            if img.ndim != 3 or img.shape[2] != 3:
+                raise InputError(f"initial image: expected [H, W, 3], got {list(img.shape)}")
+
+
+class FrameChunk(NamedTuple):
+    """Consecutive rendered frames.
+
+    Attributes:
+        indices: [b] int64 pose indices (ascending; chunks arrive in pose order).
+        stamps_ns: [b] int64 the poses' stamps.
+        T_world_cam: [b, 4, 4] optical poses.
+        render: rgb [b, H, W, 3], depth_m [b, H, W], alpha [b, H, W].
+    """
+
+    indices: NDArray[np.int64]
+    stamps_ns: NDArray[np.int64]
+    T_world_cam: NDArray[np.float64]
+    render: RenderOutput
+
+
+@dataclass
+class RunStats:
+    """What one request cost (seconds per stage) and produced."""
+
+    seconds: dict[str, float] = field(
+        default_factory=lambda: {"schedule": 0.0, "generate": 0.0, "lift": 0.0, "render": 0.0, "total": 0.0})
+    frames: int = 0
+    keyframes: int = 0
+    gaussians: int = 0
+    gaussians_added: int = 0
+    hole_fractions: list[float] = field(default_factory=list)
+
+    @property
+    def hole_fraction_mean(self) -> float:
+        return float(np.mean(self.hole_fractions)) if self.hole_fractions else 0.0
+
+    @property
+    def render_fps(self) -> float:
+        return self.frames / self.seconds["render"] if self.seconds["render"] > 0 else 0.0
+
+
+def overscan_intrinsics(intrinsics: Intrinsics, factor: float) -> Intrinsics:
+    """A wider image around the same optical axis and focal length (``factor`` x the size)."""
+    if factor <= 1.0:
+        return intrinsics
+    w = int(round(intrinsics.width_px * factor))
+    h = int(round(intrinsics.height_px * factor))
+    return Intrinsics(w, h, intrinsics.fx_px, intrinsics.fy_px,
+                      intrinsics.cx_px + (w - intrinsics.width_px) / 2.0,
+                      intrinsics.cy_px + (h - intrinsics.height_px) / 2.0)
+
+
+class Pipeline:
+    """Coordinates store, scheduler, generator, lifting and renderer for requests.
+
+    Args:
+        store: where worlds live (one per prompt).
+        renderer: draws worlds (cpu or gsplat).
+        generator: makes keyframes (procedural or diffusers).
+        config: pipeline settings.
+        count_predictor: keyframe-count model for ``scheduler=learned`` (loaded lazily from the
+            shipped weights when None).
+    """
+
+    def __init__(self, store: WorldStore, renderer: Renderer, generator: KeyframeGenerator,
+                 config: PipelineConfig | None = None, count_predictor: CountPredictor | None = None) -> None:
+        self.store = store
+        self.renderer = renderer
+        self.generator = generator
+        self.config = config or PipelineConfig()
+        self._count_predictor = count_predictor
+
+    # ---- requests ---------------------------------------------------------------------------
+    def run(self, job: RenderJob) -> PipelineRun:
+        """A lazy run of ``job``: iterate it to get FrameChunks in pose order."""
+        return PipelineRun(self, job)
+
+    def coverage_of(self, prompt: str, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]) -> NDArray[np.float64]:
+        """[B] covered fraction of each pose's view in the current world (no generation).
+
+        Args:
+            T_world_cam: [B, 4, 4] optical poses.
+        """
+        state = self.store.get_or_create(prompt, self.generator.settings())
+        T = np.asarray(T_world_cam, dtype=np.float64).reshape(-1, 4, 4)
+        return 1.0 - self._uncovered(state.world, intrinsics.scaled(self.config.coverage_scale), T)
+
+    def view(self, prompt: str, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating],
+             generate_if_uncovered: bool = True) -> RenderOutput:
+        """Render one view now; optionally make a keyframe first when the view is not covered.
+
+        Args:
+            T_world_cam: [4, 4] optical pose.
+        Returns:
+            RenderOutput with B = 1.
+        """
+        T = np.asarray(T_world_cam, dtype=np.float64).reshape(1, 4, 4)
+        if not np.isfinite(T).all():
+            raise InputError("camera pose has NaN or infinite values")
+        state = self.store.get_or_create(prompt, self.generator.settings())
+        if generate_if_uncovered:
+            with state.lock:
+                cov_K = intrinsics.scaled(self.config.coverage_scale)
+                unc = float(self._uncovered(state.world, cov_K, T)[0])
+                if len(state.world) == 0 or unc > self.config.coverage_threshold:
+                    self._make_keyframe(state, -1, T[0], intrinsics, None, f"online view uncovered {unc:.3f}", RunStats())
+                    self.store.save(state)
+        return self.renderer.render(state.world, intrinsics, T)
+
+    # ---- steps (used by PipelineRun) ----------------------------------------------------------
+    def _uncovered(self, world: object, intrinsics: Intrinsics, T: NDArray[np.float64]) -> NDArray[np.float64]:
+        from srender_ros.core.world import GaussianWorld
+
+        assert isinstance(world, GaussianWorld)
+        if len(world) == 0 or len(T) == 0:
+            return np.ones(len(T), dtype=np.float64)
+        return uncovered_fraction(self.renderer.coverage(world, intrinsics, T))
+
+    def _seed(self, state: WorldState) -> int:
+        digest = hashlib.sha256(f"{state.world_id}:{len(state.keyframes)}:{self.config.seed}".encode()).hexdigest()
+        return int(digest[:8], 16)
+
+    def _make_keyframe(self, state: WorldState, pose_index: int, T: NDArray[np.float64], intrinsics: Intrinsics,
+                       initial_image: NDArray[np.float32] | None, reason: str, stats: RunStats) -> None:
+        """Generate a keyframe at pose ``T``, lift it and merge it into ``state`` (caller holds state.lock)."""
+        from srender_ros.core.store import KeyframeRecord
+
+        # A user image defines the first view exactly: no overscan for it.
+        use_image = initial_image is not None and len(state.world) == 0
+        K = intrinsics if use_image else overscan_intrinsics(intrinsics, self.config.keyframe_overscan)
+        t0 = time.perf_counter()
+        view = self.renderer.render(state.world, K, T[None]) if len(state.world) else None
+        t1 = time.perf_counter()
+        request = KeyframeRequest(
+            prompt=state.prompt, T_world_cam=T, intrinsics=K,
+            world_view=RenderOutput(view.rgb[0], view.depth_m[0], view.alpha[0]) if view is not None else None,
+            initial_image=initial_image if use_image else None, seed=self._seed(state), pose_index=pose_index)
+        kf = self.generator.generate(request)
+        t2 = time.perf_counter()
+        new = lift_keyframe(kf.rgb, kf.depth_m, K, T,
+                            None if view is None else view.alpha[0], None if view is None else view.depth_m[0],
+                            self.config.lift, sh_degree=state.world.sh_degree)
+        state.replace_world(state.world.concat(new))
+        state.add_keyframe(KeyframeRecord(pose_index=pose_index, T_world_cam=T.copy(), intrinsics=K,
+                                          rgb=kf.rgb, depth_m=kf.depth_m, reason=reason))
+        t3 = time.perf_counter()
+        stats.seconds["lift"] += (t1 - t0) + (t3 - t2)
+        stats.seconds["generate"] += t2 - t1
+        stats.keyframes += 1
+        stats.gaussians_added += len(new)
+        log.info("keyframe at pose %d (%s): +%d Gaussians, world %d", pose_index, reason, len(new), len(state.world))
+
+    def _predict_count(self, trajectory: Trajectory, intrinsics: Intrinsics) -> int:
+        if self._count_predictor is None:
+            from srender_ros.learned.predictor import load_default_predictor
+
+            self._count_predictor = load_default_predictor()
+        return int(self._count_predictor(trajectory, intrinsics))
+
+
+class PipelineRun:
+    """One request in progress. Iterate to drive it; ``schedule`` and ``stats`` grow meanwhile."""
+
+    def __init__(self, pipeline: Pipeline, job: RenderJob) -> None:
+        self.pipeline = pipeline
+        self.job = job
+        n = len(job.trajectory)
+        cfg = pipeline.config
+        self.schedule = Schedule(scheduler=cfg.scheduler, coverage=np.full(n, np.nan, np.float32),
+                                 coverage_threshold=cfg.coverage_threshold)
+        self.stats = RunStats()
+        self.world_id = ""
+        self._started = False
+
+    def __iter__(self) -> Iterator[FrameChunk]:
+        if self._started:
+            raise InputError("a PipelineRun can be iterated only once; call Pipeline.run again")
+        self._started = True
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[FrameChunk]:
+        p, job, cfg, stats = self.pipeline, self.job, self.pipeline.config, self.stats
+        t_start = time.perf_counter()
+        state = p.store.get_or_create(job.prompt, p.generator.settings())
+        self.world_id = state.world_id
+        traj = job.trajectory
+        T_all = traj.T_world_cam
+        n = len(traj)
+        cov_K = job.intrinsics.scaled(cfg.coverage_scale)
+
+        planned: list[int] = []
+        if cfg.scheduler is SchedulerKind.UNIFORM:
+            planned = uniform_indices(n, cfg.uniform_keyframes)
+        elif cfg.scheduler is SchedulerKind.LEARNED and len(state.world) == 0:
+            t0 = time.perf_counter()
+            count = p._predict_count(traj, job.intrinsics)
+            self.schedule.predicted_count = count
+            planned = uniform_indices(n, max(1, count))
+            stats.seconds["schedule"] += time.perf_counter() - t0
+        rule = KeyframeRule(cfg.scheduler, n, cfg.coverage_threshold, planned, cfg.max_keyframes_per_request)
+
+        for s in range(0, n, cfg.chunk_size):
+            e = min(n, s + cfg.chunk_size)
+            with state.lock:
+                t0 = time.perf_counter()
+                unc = p._uncovered(state.world, cov_K, T_all[s:e])
+                stats.seconds["schedule"] += time.perf_counter() - t0
+                for i in range(s, e):
+                    u = float(unc[i - s])
+                    self.schedule.coverage[i] = 1.0 - u
+                    reason = rule.decide(i, u, len(state.world) == 0)
+                    if reason is None:
+                        continue
+                    p._make_keyframe(state, i, T_all[i], job.intrinsics, job.initial_image, reason, stats)
+                    self.schedule.keyframes.append(KeyframeDecision(i, reason, u))
+                    if i + 1 < e:
+                        t0 = time.perf_counter()
+                        unc[i + 1 - s:] = p._uncovered(state.world, cov_K, T_all[i + 1:e])
+                        stats.seconds["schedule"] += time.perf_counter() - t0
+                world = state.world
+            t0 = time.perf_counter()
+            out = p.renderer.render(world, job.intrinsics, T_all[s:e])
+            stats.seconds["render"] += time.perf_counter() - t0
+            stats.frames += e - s
+            stats.gaussians = len(world)
+            stats.hole_fractions.extend(hole_fraction(out.alpha).tolist())
+            stats.seconds["total"] = time.perf_counter() - t_start
+            idx = np.arange(s, e, dtype=np.int64)
+            yield FrameChunk(idx, traj.stamps_ns[s:e].copy(), T_all[s:e].copy(), out)
+
+        if state.dirty:
+            p.store.save(state)
+        stats.seconds["total"] = time.perf_counter() - t_start
