@@ -1,0 +1,137 @@
+"""`srender render`: a prompt and a trajectory file in; video, frames and metrics out."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from srender_ros.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def add_camera_args(p: argparse.ArgumentParser, width: int = 320, height: int = 240, fov_deg: float = 90.0) -> None:
+    g = p.add_argument_group("camera")
+    g.add_argument("--width", type=int, default=width, help=f"image width in pixels (default {width})")
+    g.add_argument("--height", type=int, default=height, help=f"image height in pixels (default {height})")
+    g.add_argument("--fov-deg", type=float, default=fov_deg, help=f"horizontal field of view (default {fov_deg})")
+
+
+def add_pipeline_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("world and generation")
+    g.add_argument("--world-dir", default=None,
+                   help="where worlds are kept (default $SRENDER_WORLD_DIR or ~/.cache/srender/worlds)")
+    g.add_argument("--generator", choices=["procedural", "diffusers"], default="procedural",
+                   help="keyframe source (default procedural: a deterministic scene seeded by the prompt)")
+    g.add_argument("--model", default=None, help="diffusers: local inpainting pipeline folder")
+    g.add_argument("--depth-model", default=None, help="diffusers: local transformers depth-estimation model folder")
+    g.add_argument("--t2i-model", default=None, help="diffusers: optional text-to-image pipeline for the first keyframe")
+    g.add_argument("--image", default=None, help="initial image (first keyframe of a new world)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda (diffusers and renderer)")
+    g.add_argument("--steps", type=int, default=None, help="diffusers: inference steps per keyframe")
+    g.add_argument("--renderer", choices=["auto", "cpu", "gsplat"], default="auto", help="rasterizer (default auto)")
+    g.add_argument("--scheduler", choices=["coverage", "uniform", "learned"], default="coverage",
+                   help="where keyframes go (default coverage)")
+    g.add_argument("--keyframes", type=int, default=8, help="keyframe count for --scheduler uniform")
+    g.add_argument("--coverage-threshold", type=float, default=0.02,
+                   help="tau: uncovered fraction of a view that triggers a keyframe (default 0.02)")
+    g.add_argument("--chunk-size", type=int, default=30, help="poses rendered per chunk")
+    g.add_argument("--seed", type=int, default=0, help="base seed for keyframe generation")
+
+
+def pipeline_config(args: argparse.Namespace) -> Any:
+    from srender_ros.core.pipeline import PipelineConfig
+
+    return PipelineConfig(scheduler=args.scheduler, coverage_threshold=args.coverage_threshold,
+                          uniform_keyframes=args.keyframes, chunk_size=args.chunk_size, seed=args.seed)
+
+
+def generator_settings(args: argparse.Namespace) -> dict[str, Any]:
+    if args.generator != "diffusers":
+        if args.model or args.depth_model or args.t2i_model:
+            raise InputError("--model/--depth-model/--t2i-model only apply to --generator diffusers")
+        return {}
+    if not args.model:
+        raise InputError("--generator diffusers needs --model DIR (a local inpainting pipeline folder)")
+    return {"model_path": args.model, "depth_model_path": args.depth_model, "t2i_model_path": args.t2i_model,
+            "device": args.device, "steps": args.steps, "seed": args.seed}
+
+
+def load_image(path: str) -> NDArray[np.float32]:
+    """An image file -> [H, W, 3] float32 RGB in [0, 1]."""
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise InputError(f"--image {path}: not a readable image file")
+    return (cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("render", help="render every pose of a trajectory file",
+                       description="Render every pose of a trajectory in the world of a prompt.")
+    p.add_argument("--prompt", required=True, help="environment prompt, e.g. 'a cluttered warehouse aisle'")
+    p.add_argument("--trajectory", required=True, help="trajectory file (TUM, KITTI, EuRoC CSV, nav_msgs/Path YAML)")
+    p.add_argument("--trajectory-format", choices=["tum", "kitti", "euroc", "path-yaml"], default=None,
+                   help="file format (default: from the extension and content)")
+    p.add_argument("--pose-frame", choices=["optical", "body"], default=None,
+                   help="convention of the file's rotations (default: optical for TUM/KITTI/EuRoC, body for Path)")
+    p.add_argument("--world-up", default="+z", help="world axis pointing up, e.g. +z (ROS) or -y (KITTI)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate: stamps for KITTI; resample other formats to this rate (default: keep the poses)")
+    add_camera_args(p)
+    add_pipeline_args(p)
+    o = p.add_argument_group("outputs")
+    o.add_argument("--out", default=None, help="mp4 video of all frames")
+    o.add_argument("--frames-dir", default=None, help="write every frame as PNG named by pose index")
+    o.add_argument("--ground-truth-dir", default=None, help="exact procedural render of every pose (procedural only)")
+    o.add_argument("--metrics-json", default=None, help="metrics JSON (frames, keyframes, seconds, PSNR, ...)")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from srender_ros.cli.render_session import (
+        SessionOutputs,
+        build_pipeline,
+        camera_from_args,
+        run_session,
+        summary_table,
+        trajectory_span,
+    )
+    from srender_ros.core.pipeline import RenderJob
+    from srender_ros.core.resample import normalize_world_up, resample
+    from srender_ros.core.trajectory_io import load_trajectory
+
+    if args.ground_truth_dir and args.generator != "procedural":
+        raise InputError("--ground-truth-dir needs --generator procedural (only it has exact ground truth)")
+    if not any([args.out, args.frames_dir, args.metrics_json, args.ground_truth_dir]):
+        raise InputError("nothing to write: give --out VIDEO.mp4, --frames-dir DIR and/or --metrics-json FILE")
+    camera = camera_from_args(args.width, args.height, args.fov_deg)
+    fmt = args.trajectory_format
+    traj = load_trajectory(args.trajectory, fmt=fmt, pose_frame=args.pose_frame,
+                           fps=args.fps if fmt == "kitti" or str(args.trajectory).endswith(".kitti") else None)
+    if args.fps is not None and fmt != "kitti" and len(traj) > 1:
+        traj = resample(traj, rate_hz=args.fps)
+    traj, _ = normalize_world_up(traj, args.world_up)
+    config = pipeline_config(args)
+    pipeline = build_pipeline(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
+                              generator_settings=generator_settings(args), config=config)
+    image = load_image(args.image) if args.image else None
+    job = RenderJob(prompt=args.prompt, trajectory=traj, intrinsics=camera, initial_image=image)
+    fps = args.fps or (len(traj) - 1) / traj.duration_s if traj.duration_s > 0 else 30.0
+    print(f"srender render: {trajectory_span(traj)}, {camera.width_px}x{camera.height_px}, prompt {args.prompt!r}")
+    outputs = SessionOutputs(
+        video=Path(args.out) if args.out else None,
+        frames_dir=Path(args.frames_dir) if args.frames_dir else None,
+        ground_truth_dir=Path(args.ground_truth_dir) if args.ground_truth_dir else None,
+        metrics_json=Path(args.metrics_json) if args.metrics_json else None,
+        progress=not args.no_progress)
+    result = run_session(pipeline, job, fps, outputs, with_ground_truth=args.generator == "procedural")
+    print(summary_table(result.metrics))
+    return 0
