@@ -118,9 +118,12 @@ def _check_stamps(stamps_ns: NDArray[np.int64], labels: Sequence[str]) -> None:
     if (d <= 0).any():
         i = int(np.argmax(d <= 0)) + 1
         kind = "duplicates" if d[i - 1] == 0 else "is before"
+        # "file: line 7" after "file: line 8" reads better as just "line 7".
+        prev, head = labels[i - 1], labels[i].split(": ")[0] + ": "
+        prev = prev[len(head):] if prev.startswith(head) else prev
         raise TrajectoryError(
             f"{labels[i]}: field 'timestamp': stamp {int(stamps_ns[i])} ns {kind} the previous pose's "
-            f"({labels[i - 1]}: {int(stamps_ns[i - 1])} ns); stamps must increase strictly: sort the file or drop repeats"
+            f"({prev}: {int(stamps_ns[i - 1])} ns); stamps must increase strictly: sort the file or drop repeats"
         )
 
 
@@ -434,11 +437,12 @@ def load_euroc(path: str | Path, pose_frame: PoseFrame | str | None = None, fram
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Safe YAML loader that records each mapping's 1-based start line under the key '__line__'."""
+    """Safe YAML loader that records 1-based line numbers: the mapping's under '__line__', each key's under '__lines__'."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
         mapping["__line__"] = node.start_mark.line + 1
+        mapping["__lines__"] = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
         return mapping
 
 
@@ -453,6 +457,7 @@ def _yaml_get(m: Any, key: str, where: str, name: str) -> Any:
 def _yaml_number(m: Any, key: str, path: Path, name: str) -> float:
     where = _where(path, int(m.get("__line__", 0))) if isinstance(m, dict) else str(path)
     v = _yaml_get(m, key, where, name)
+    where = _where(path, int(m.get("__lines__", {}).get(key, m.get("__line__", 0))))
     if isinstance(v, bool) or not isinstance(v, (int, float, str)):
         raise TrajectoryError(f"{where}: field '{name}.{key}': {v!r} is not a number")
     return _parse_float(str(v), where, f"{name}.{key}")
