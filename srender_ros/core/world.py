@@ -8,6 +8,7 @@ channel; RGB = 0.5 + SH, clamped at 0, as gsplat does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,6 +122,17 @@ class GaussianWorld:
         Raises:
             InputError: zero or negative scales, opacities outside [0, 1], or shape mismatches.
         """
+        means = np.asarray(means, dtype=np.float32)
+        if means.ndim != 2 or means.shape[1] != 3:
+            raise InputError(f"means: expected shape [N, 3], got {list(means.shape)}")
+        n = means.shape[0]
+        expect: dict[str, tuple[NDArray[np.floating], tuple[int, ...]]] = {
+            "scales_m": (scales_m, (n, 3)), "opacities": (opacities, (n,)), "rgb": (rgb, (n, 3))}
+        if quats_wxyz is not None:
+            expect["quats_wxyz"] = (quats_wxyz, (n, 4))
+        for name, (arr, shape) in expect.items():
+            if np.shape(arr) != shape:
+                raise InputError(f"{name}: expected shape {list(shape)} to match {n} means, got {list(np.shape(arr))}")
         scales = np.asarray(scales_m, dtype=np.float64)
         if scales.size and not (np.isfinite(scales).all() and (scales > 0).all()):
             i = int(np.argmax(~(np.isfinite(scales) & (scales > 0)).all(axis=-1)))
@@ -129,8 +141,6 @@ class GaussianWorld:
         if op.size and not (np.isfinite(op).all() and (op >= 0).all() and (op <= 1).all()):
             raise InputError("opacities must lie in [0, 1]")
         op = np.clip(op, 1e-6, 1 - 1e-6)
-        means = np.asarray(means, dtype=np.float32)
-        n = means.shape[0]
         if quats_wxyz is None:
             quats_wxyz = np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (n, 1))
         sh = np.zeros((n, num_sh_coeffs(sh_degree), 3), np.float32)
@@ -160,3 +170,141 @@ class GaussianWorld:
     def nbytes(self) -> int:
         """Memory held by the arrays, bytes."""
         return int(sum(a.nbytes for a in (self.means, self.quats_wxyz, self.log_scales, self.opacity_logits, self.sh)))
+
+    # ---- operations (pure: each returns a new world) ----------------------------------------------
+    def with_sh_degree(self, degree: int) -> GaussianWorld:
+        """The same Gaussians with SH storage of ``degree``.
+
+        Raising the degree zero-pads the new higher-order coefficients (colour is unchanged);
+        lowering it drops them (view-dependent colour is lost, the DC colour stays).
+
+        Args:
+            degree: 0..3.
+        Returns:
+            A world whose ``sh`` is [N, (degree + 1) ** 2, 3].
+        """
+        if not isinstance(degree, (int, np.integer)) or not 0 <= int(degree) <= MAX_SH_DEGREE:
+            raise InputError(f"sh_degree={degree!r}: must be an integer in 0..{MAX_SH_DEGREE}")
+        k_new, k_old = num_sh_coeffs(int(degree)), self.sh.shape[1]
+        if k_new == k_old:
+            return self
+        sh = np.zeros((len(self), k_new, 3), np.float32)
+        k = min(k_new, k_old)
+        sh[:, :k] = self.sh[:, :k]
+        return GaussianWorld(self.means, self.quats_wxyz, self.log_scales, self.opacity_logits, sh)
+
+    def concat(self, *others: GaussianWorld) -> GaussianWorld:
+        """All Gaussians of ``self`` followed by those of ``others``, in order.
+
+        SH degrees are promoted to the highest degree among the inputs (lower ones zero-padded,
+        which leaves their colours unchanged).
+
+        Args:
+            others: worlds with N_1, N_2, ... Gaussians.
+        Returns:
+            A world with N + N_1 + N_2 + ... Gaussians.
+        """
+        worlds = (self, *others)
+        for i, w in enumerate(others):
+            if not isinstance(w, GaussianWorld):
+                raise InputError(f"concat: argument #{i} is a {type(w).__name__}, expected a GaussianWorld")
+        if not others:
+            return self
+        degree = max(w.sh_degree for w in worlds)
+        worlds = tuple(w.with_sh_degree(degree) for w in worlds)
+        return GaussianWorld(
+            np.concatenate([w.means for w in worlds]),
+            np.concatenate([w.quats_wxyz for w in worlds]),
+            np.concatenate([w.log_scales for w in worlds]),
+            np.concatenate([w.opacity_logits for w in worlds]),
+            np.concatenate([w.sh for w in worlds]),
+        )
+
+    def merge(self, *others: GaussianWorld) -> GaussianWorld:
+        """Alias of :meth:`concat` (plain union; deciding *where* to add Gaussians is the lifter's job)."""
+        return self.concat(*others)
+
+    def select(self, mask_or_indices: NDArray[np.bool_] | NDArray[np.integer] | Sequence[int]) -> GaussianWorld:
+        """A subset of the Gaussians.
+
+        Args:
+            mask_or_indices: [N] boolean mask, or [M] integer indices (negative ones count from the
+                end; repeats allowed, order kept).
+        Returns:
+            A world with the selected Gaussians (count(mask) or M of them), same SH degree.
+        """
+        sel = np.asarray(mask_or_indices)
+        n = len(self)
+        if sel.dtype == np.bool_:
+            if sel.shape != (n,):
+                raise InputError(f"select: boolean mask has shape {list(sel.shape)}, expected [{n}]")
+        elif sel.size == 0:
+            sel = np.zeros(0, np.int64)
+        elif np.issubdtype(sel.dtype, np.integer):
+            if sel.ndim != 1:
+                raise InputError(f"select: indices must be 1-D, got shape {list(sel.shape)}")
+            bad = (sel < -n) | (sel >= n)
+            if bad.any():
+                raise InputError(f"select: index {int(sel[np.argmax(bad)])} is out of range for {n} Gaussians")
+        else:
+            raise InputError(f"select: expected a boolean mask or integer indices, got dtype {sel.dtype}")
+        return GaussianWorld(self.means[sel], self.quats_wxyz[sel], self.log_scales[sel], self.opacity_logits[sel],
+                             self.sh[sel])
+
+    def prune(self, min_opacity: float = 0.0, max_scale_m: float | None = None) -> GaussianWorld:
+        """Drop Gaussians that are nearly transparent or too large.
+
+        Args:
+            min_opacity: keep Gaussians whose peak opacity is >= this (in [0, 1]).
+            max_scale_m: if given, keep Gaussians whose largest standard deviation is <= this, metres.
+        Returns:
+            A world with the kept Gaussians, in their original order.
+        """
+        if not (np.isfinite(min_opacity) and 0.0 <= min_opacity <= 1.0):
+            raise InputError(f"prune: min_opacity={min_opacity} must lie in [0, 1]")
+        keep = self.opacities >= np.float32(min_opacity)
+        if max_scale_m is not None:
+            if not (np.isfinite(max_scale_m) and max_scale_m > 0):
+                raise InputError(f"prune: max_scale_m={max_scale_m} must be a finite number > 0")
+            # Compare in log space: exact for the stored values, no overflow for huge log-scales.
+            keep &= self.log_scales.max(axis=1, initial=-np.inf) <= np.log(max_scale_m)
+        return self.select(keep)
+
+    def crop(self, bbox_min: Sequence[float] | NDArray[np.floating],
+             bbox_max: Sequence[float] | NDArray[np.floating]) -> GaussianWorld:
+        """Keep the Gaussians whose centres lie inside an axis-aligned box (bounds included).
+
+        Args:
+            bbox_min: [3] lower corner in the world frame, metres.
+            bbox_max: [3] upper corner, metres; >= bbox_min on every axis.
+        """
+        lo = np.asarray(bbox_min, dtype=np.float64)
+        hi = np.asarray(bbox_max, dtype=np.float64)
+        for name, v in (("bbox_min", lo), ("bbox_max", hi)):
+            if v.shape != (3,) or np.isnan(v).any():
+                raise InputError(f"crop: {name} must be 3 numbers (not NaN), got {v.tolist()}")
+        if (lo > hi).any():
+            raise InputError(f"crop: bbox_min {lo.tolist()} exceeds bbox_max {hi.tolist()} on some axis")
+        inside: NDArray[np.bool_] = np.asarray(((self.means >= lo) & (self.means <= hi)).all(axis=1))
+        return self.select(inside)
+
+    def bounding_box(self, percentile: float | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Axis-aligned bounds of the Gaussian centres.
+
+        Args:
+            percentile: None for the exact min/max; p in [0, 50) for a robust box from the p-th and
+                (100 - p)-th percentiles per axis (ignores a few far-away floaters).
+        Returns:
+            (min [3], max [3]) in the world frame, metres, float64.
+        Raises:
+            InputError: the world is empty (it has no bounds) or percentile is out of range.
+        """
+        if len(self) == 0:
+            raise InputError("bounding_box: the world has no Gaussians, so it has no bounds")
+        m = self.means.astype(np.float64)
+        if percentile is None:
+            return m.min(axis=0), m.max(axis=0)
+        if not (np.isfinite(percentile) and 0.0 <= percentile < 50.0):
+            raise InputError(f"bounding_box: percentile={percentile} must lie in [0, 50)")
+        lo, hi = np.percentile(m, [percentile, 100.0 - percentile], axis=0)
+        return np.asarray(lo, np.float64), np.asarray(hi, np.float64)
