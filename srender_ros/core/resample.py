@@ -4,8 +4,8 @@ World up (CONTRACT for code that builds worlds): srender's procedural worlds are
 whose world has another up axis (KITTI and other camera-frame worlds: ``-y``; OpenGL/Blender-export
 y-up worlds: ``+y``) is rotated into a z-up frame with :func:`normalize_world_up`, which also returns
 ``R_zup_world`` so results can be mapped back (``p_world = R_zup_world.T @ p_zup``). For ``-y`` that
-rotation is geometry.R_BODY_OPTICAL transposed: the camera-style world (x right, y down, z forward)
-becomes a ROS-style one (x forward, y left, z up).
+rotation is geometry.R_BODY_OPTICAL: the camera-style world (x right, y down, z forward) becomes a
+ROS-style one (x forward, y left, z up), exactly as an optical frame relates to a REP 103 body.
 """
 
 from __future__ import annotations
