@@ -206,6 +206,11 @@ class WorldStore:
                 return wid
         return world_id_for_prompt(prompt_or_id)
 
+    def _not_found(self, prompt_or_id: str, world_id: str) -> InputError:
+        what = (f"with id {prompt_or_id.strip()}" if is_world_id(prompt_or_id.strip())
+                else f"for prompt {prompt_or_id!r} (id {world_id})")
+        return InputError(f"no world {what} under {self.root}; `srender world list` shows the stored worlds")
+
     def _io_lock(self, world_id: str) -> threading.Lock:
         with self._lock:
             return self._io_locks.setdefault(world_id, threading.Lock())
@@ -457,8 +462,7 @@ class WorldStore:
         with self._lock:
             state = self._cached(wid)
         if state is None:
-            raise InputError(f"no world for {prompt_or_id!r} (id {wid}) under {self.root}; "
-                             "`srender world list` shows the stored worlds")
+            raise self._not_found(prompt_or_id, wid)
         return self._info_from_state(state)
 
     def remove(self, prompt_or_id: str) -> WorldInfo:
@@ -474,8 +478,7 @@ class WorldStore:
                 state = self._cache.pop(wid, None) or self._evicting.pop(wid, None)
             info = self._info_from_disk(d) if d.is_dir() else (self._info_from_state(state) if state else None)
             if info is None:
-                raise InputError(f"no world for {prompt_or_id!r} (id {wid}) under {self.root}; "
-                                 "`srender world list` shows the stored worlds")
+                raise self._not_found(prompt_or_id, wid)
             if d.is_dir():
                 try:
                     with self._root_lock():
@@ -521,8 +524,7 @@ class WorldStore:
         wid = self.resolve_id(prompt_or_id)
         state = self._get_by_id(wid)
         if state is None:
-            raise InputError(f"no world for {prompt_or_id!r} (id {wid}) under {self.root}; "
-                             "`srender world list` shows the stored worlds")
+            raise self._not_found(prompt_or_id, wid)
         out = Path(out_path).expanduser()
         try:
             write_ply(out, state.world)
