@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 GENERATOR_FIELDS = ("generator", "model_path", "depth_model_path", "t2i_model_path", "device", "seed")
 
 
-class WorldInfo(NamedTuple):
+class WorldSummary(NamedTuple):
     """What WorldStatus reports about one environment's world."""
 
     world_id: str
@@ -77,7 +77,6 @@ class Backend:
         from srender_ros.core.store import WorldStore
         from srender_ros.render.registry import get_renderer
 
-        cfg.world_path.mkdir(parents=True, exist_ok=True)
         self.store = WorldStore(cfg.world_path, cfg.memory_budget_bytes)
         self.renderer = get_renderer(cfg.renderer)
         self._lock = threading.Lock()
@@ -123,10 +122,26 @@ class Backend:
                               depth_model_path=cfg.depth_model_path or None,
                               t2i_model_path=cfg.t2i_model_path or None, device=cfg.device, seed=cfg.seed)
 
-    def world_info(self, pipeline: Pipeline, environment: str) -> WorldInfo:
+    def world_info(self, pipeline: Pipeline, environment: str) -> WorldSummary:
         """World id, Gaussian and keyframe counts of ``environment`` (loads or creates its world)."""
         state = self.store.get_or_create(environment, pipeline.generator.settings())
-        return WorldInfo(state.world_id, len(state.world), len(state.keyframes))
+        return WorldSummary(state.world_id, len(state.world), len(state.keyframes))
+
+    def stored_world(self, environment: str) -> WorldSummary | None:
+        """Counts of the world of ``environment`` if it is loaded or saved, else None (creates nothing).
+
+        Raises:
+            WorldFormatError: the saved world is damaged.
+        """
+        state = self.store.get(environment)
+        return None if state is None else WorldSummary(state.world_id, len(state.world), len(state.keyframes))
+
+    @staticmethod
+    def world_id_of(environment: str) -> str:
+        """The world id of an environment prompt ('' for an empty prompt); touches no files."""
+        from srender_ros.core.store import world_id_for_prompt
+
+        return world_id_for_prompt(environment) if environment.strip() else ""
 
     def save_all(self) -> None:
         """Write every loaded world that changed (the store knows which)."""

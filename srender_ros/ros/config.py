@@ -37,7 +37,7 @@ class NodeConfig:
     t2i_model_path: str = ""
     device: str = "auto"
     renderer: str = "auto"
-    world_dir: str = "~/.srender/worlds"
+    world_dir: str = ""
     memory_budget_mb: int = 2048
     width: int = 640
     height: int = 480
@@ -94,8 +94,10 @@ class NodeConfig:
 
     # ---- derived values -----------------------------------------------------------------------
     @property
-    def world_path(self) -> Path:
-        """world_dir with ``~`` and environment variables expanded."""
+    def world_path(self) -> Path | None:
+        """world_dir with ``~`` and environment variables expanded; None = the store's default root."""
+        if not self.world_dir.strip():
+            return None
         return Path(os.path.expandvars(os.path.expanduser(self.world_dir)))
 
     @property
@@ -183,8 +185,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("device", str, "Torch device for models and renderer: auto, cpu, cuda or cuda:N.", runtime=False),
     ParamSpec("renderer", str, "Renderer backend: auto (gsplat on CUDA, else cpu), cpu or gsplat.",
               choices=RENDERERS, runtime=False),
-    ParamSpec("world_dir", str, "Folder where worlds are loaded from and saved to (one sub-folder per world).",
-              runtime=False),
+    ParamSpec("world_dir", str, "Folder where worlds are loaded from and saved to (one sub-folder per world); "
+              "empty: $SRENDER_WORLD_DIR, else ~/.cache/srender/worlds (shared with the srender CLI).", runtime=False),
     ParamSpec("memory_budget_mb", int, "Memory for worlds kept loaded at once, MiB; least recently used are "
               "saved and unloaded beyond it.", min_value=16, max_value=1048576, runtime=False),
     ParamSpec("width", int, "Image width, pixels (requests without a camera).", min_value=8, max_value=8192),

@@ -34,7 +34,7 @@ from srender_ros.core.pipeline import RenderJob
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import KeyframeSchedule, RenderRequest, WorldStatus
-from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldInfo, intrinsics_of, pipeline_config
+from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldSummary, intrinsics_of, pipeline_config
 from srender_ros.ros.config import PARAM_NAMES, PARAM_SPECS, NodeConfig, ParamSpec
 from srender_ros.ros.conversions import (
     camera_info_from_intrinsics,
@@ -113,7 +113,7 @@ class SrenderNode(Node):
         self._backend = Backend(self._config)
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
-        self._world_info: dict[str, WorldInfo] = {}
+        self._world_info: dict[str, WorldSummary] = {}
 
         image_qos = _image_qos(self._config)
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
@@ -176,6 +176,9 @@ class SrenderNode(Node):
             for job in self._jobs.set_maxlen(self._config.queue_depth):
                 self.get_logger().warning(f"request {job.request_id} dropped: queue_depth lowered")
         self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v!r}" for k, v in changes.items()))
+        if "environment" in changes:
+            # Loading a world from disk may take a while: not on the executor thread.
+            threading.Thread(target=self._announce, args=(self._config.environment,), daemon=True).start()
 
     # ---- inputs (executor thread: validate and enqueue only) ------------------------------------
     def _now_ns(self) -> int:
@@ -365,9 +368,9 @@ class SrenderNode(Node):
 
         return Header(stamp=ns_to_stamp(stamp_ns), frame_id=frame_id)
 
-    def _publish_status(self, environment: str, state: int, info: WorldInfo | None, last_error: str = "",
+    def _publish_status(self, environment: str, state: int, info: WorldSummary | None, last_error: str = "",
                         request_id: str = "") -> None:
-        info = info or WorldInfo("", 0, 0)
+        info = info or WorldSummary("", 0, 0)
         msg = WorldStatus(header=self._header(self._now_ns(), ""), environment=environment, world_id=info.world_id,
                           gaussians=int(info.gaussians), keyframes=int(info.keyframes), state=int(state),
                           last_error=last_error, last_request_id=request_id)
@@ -383,19 +386,35 @@ class SrenderNode(Node):
             self.get_logger().error(f"camera_pose refused: {text}", throttle_duration_sec=1.0)
         else:
             self.get_logger().error(f"request {request_id} refused: {text}")
-        info = self._world_info.get(environment)
+        info = self._world_info.get(environment) or WorldSummary(self._backend.world_id_of(environment), 0, 0)
         if state is None:
             state = WorldStatus.STATE_READY if info and info.gaussians > 0 else WorldStatus.STATE_EMPTY
         self._publish_status(environment, state, info, last_error=f"{request_id}: {text}", request_id=request_id)
 
     # ---- life cycle ---------------------------------------------------------------------------
     def _warm_up(self) -> None:
-        """Build the generator (may load models) off the executor so the first request starts sooner."""
+        """Build the generator (may load models) off the executor so the first request starts sooner,
+        then announce the configured environment's world."""
         try:
             self._backend.pipeline(self._config)
         except SrenderError as exc:
             self.get_logger().error(f"generator {self._config.generator!r} unavailable: {exc}")
             self._publish_status(self._config.environment, WorldStatus.STATE_ERROR, None, last_error=str(exc))
+            return
+        self._announce(self._config.environment)
+
+    def _announce(self, environment: str) -> None:
+        """Publish WorldStatus for ``environment`` from memory or disk (never creates a world)."""
+        try:
+            info = self._backend.stored_world(environment)
+        except SrenderError as exc:
+            self._refuse("startup", environment, exc, WorldStatus.STATE_ERROR)
+            return
+        if info is not None:
+            self._world_info[environment] = info
+        ready = info is not None and info.gaussians > 0
+        self._publish_status(environment, WorldStatus.STATE_READY if ready else WorldStatus.STATE_EMPTY,
+                             info or WorldSummary(self._backend.world_id_of(environment), 0, 0))
 
     def shutdown(self) -> None:
         """Stop the workers (the request in progress stops at its next frame) and save every world."""
