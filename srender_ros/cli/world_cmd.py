@@ -119,7 +119,9 @@ def _run_list(args: argparse.Namespace) -> int:
     rows = []
     for i in infos:
         if i.error:
-            rows.append([i.world_id, "-", "-", _human_bytes(i.bytes_on_disk), "-", f"DAMAGED: {_truncate(i.error, 80)}"])
+            # The path is the world's own directory: leave it out so the reason fits on the line.
+            why = i.error.replace(f"{i.path}{os.sep}", "") if i.path else i.error
+            rows.append([i.world_id, "-", "-", _human_bytes(i.bytes_on_disk), "-", f"DAMAGED: {_truncate(why, 100)}"])
         else:
             rows.append([i.world_id, str(i.gaussians), str(i.keyframes), _human_bytes(i.bytes_on_disk), i.updated_utc,
                          _truncate(i.prompt)])
