@@ -325,3 +325,10 @@ def test_from_matrices_accepts_3x4_and_converts_body() -> None:
     M = np.tile(np.eye(4)[:3], (2, 1, 1))
     t = trajectory_from_matrices(np.array([0, 1]), M, "body")
     np.testing.assert_allclose(t.T_world_cam[1], g.T_BODY_OPTICAL)
+
+
+def test_windows_line_endings_and_byte_order_mark(tmp_path: Path) -> None:
+    p = tmp_path / "win.txt"
+    p.write_bytes(b"\xef\xbb\xbf# exported on Windows\r\n1.0 0 0 0 0 0 0 1\r\n2.0 1 0 0 0 0 0 1\r\n")
+    t = load_trajectory(p)
+    np.testing.assert_array_equal(t.stamps_ns, [1_000_000_000, 2_000_000_000])

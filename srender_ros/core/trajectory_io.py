@@ -249,7 +249,7 @@ def trajectory_from_matrices(
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # -sig: tolerate a byte-order mark
     except FileNotFoundError as exc:
         raise TrajectoryError(f"{path}: no such trajectory file") from exc
     except IsADirectoryError as exc:
