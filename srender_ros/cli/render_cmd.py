@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--trajectory-format", choices=["tum", "kitti", "euroc", "path-yaml"], default=None,
                    help="file format (default: from the extension and content)")
     p.add_argument("--pose-frame", choices=["optical", "body"], default=None,
-                   help="convention of the file's rotations (default: optical for TUM/KITTI/EuRoC, body for Path)")
+                   help="convention of the file's rotations (default: optical for TUM/KITTI, body for EuRoC and Path)")
     p.add_argument("--world-up", default="+z", help="world axis pointing up, e.g. +z (ROS) or -y (KITTI)")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate: stamps for KITTI; resample other formats to this rate (default: keep the poses)")
@@ -113,18 +113,20 @@ def run(args: argparse.Namespace) -> int:
     if not any([args.out, args.frames_dir, args.metrics_json, args.ground_truth_dir]):
         raise InputError("nothing to write: give --out VIDEO.mp4, --frames-dir DIR and/or --metrics-json FILE")
     camera = camera_from_args(args.width, args.height, args.fov_deg)
-    fmt = args.trajectory_format
-    traj = load_trajectory(args.trajectory, fmt=fmt, pose_frame=args.pose_frame,
-                           fps=args.fps if fmt == "kitti" or str(args.trajectory).endswith(".kitti") else None)
-    if args.fps is not None and fmt != "kitti" and len(traj) > 1:
-        traj = resample(traj, rate_hz=args.fps)
+    # The loader uses fps where the file has no usable stamps (KITTI, a Path with zero stamps);
+    # a file with its own stamps is resampled to fps when that differs from its rate.
+    traj = load_trajectory(args.trajectory, fmt=args.trajectory_format, pose_frame=args.pose_frame, fps=args.fps)
+    if args.fps is not None and len(traj) > 1:
+        rate_hz = (len(traj) - 1) / traj.duration_s
+        if abs(rate_hz - args.fps) > 0.01 * args.fps:
+            traj = resample(traj, rate_hz=args.fps)
     traj, _ = normalize_world_up(traj, args.world_up)
     config = pipeline_config(args)
     pipeline = build_pipeline(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
                               generator_settings=generator_settings(args), config=config)
     image = load_image(args.image) if args.image else None
     job = RenderJob(prompt=args.prompt, trajectory=traj, intrinsics=camera, initial_image=image)
-    fps = args.fps or (len(traj) - 1) / traj.duration_s if traj.duration_s > 0 else 30.0
+    fps = args.fps or ((len(traj) - 1) / traj.duration_s if traj.duration_s > 0 else 30.0)
     print(f"srender render: {trajectory_span(traj)}, {camera.width_px}x{camera.height_px}, prompt {args.prompt!r}")
     outputs = SessionOutputs(
         video=Path(args.out) if args.out else None,
