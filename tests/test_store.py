@@ -441,3 +441,15 @@ def test_bad_keyframes_and_settings_are_refused() -> None:
         WorldState(PROMPT, generator_settings={"guidance": float("nan")})
     with pytest.raises(InputError, match="replace_world: expected a GaussianWorld"):
         WorldState(PROMPT).replace_world(np.zeros(3))  # type: ignore[arg-type]
+
+
+def test_generator_name_recorded_for_new_worlds(tmp_path: Path) -> None:
+    store = WorldStore(tmp_path)
+    a = store.get_or_create(PROMPT, {"generator": "procedural", "grammar_version": 1})
+    assert a.generator_name == "procedural"
+    b = store.get_or_create(OTHER, {"model": "x"}, generator_name="diffusers")
+    assert b.generator_name == "diffusers"
+    store.save(a)
+    again = WorldStore(tmp_path).get_or_create(PROMPT, {"generator": "other"})  # stored settings win
+    assert again.generator_name == "procedural" and again.generator_settings == {"generator": "procedural",
+                                                                                  "grammar_version": 1}

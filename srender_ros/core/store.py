@@ -307,7 +307,8 @@ class WorldStore:
             prompt: environment text; worlds are keyed by its normalized form.
             generator_settings: JSON-able settings recorded for a new world (an existing world keeps
                 its stored ones).
-            generator_name: name recorded for a new world (default: ``generator_settings["name"]``).
+            generator_name: name recorded for a new world (default: ``generator_settings["name"]``, else
+                ``generator_settings["generator"]``).
         Raises:
             WorldFormatError: a stored world exists but is damaged; it is not replaced silently
                 (remove it with ``srender world rm`` to start over).
@@ -317,9 +318,9 @@ class WorldStore:
         state = self._get_by_id(world_id)
         if state is not None:
             if generator_settings is not None and settings != state.generator_settings:
-                log.info("world %s: keeping its stored generator settings; new settings differ", world_id)
+                log.debug("world %s: keeping its stored generator settings; new settings differ", world_id)
             return state
-        name = generator_name if generator_name is not None else str(settings.get("name", ""))
+        name = generator_name if generator_name is not None else str(settings.get("name") or settings.get("generator") or "")
         with self._lock:
             state = self._cached(world_id)  # created by another thread meanwhile?
             if state is None:
