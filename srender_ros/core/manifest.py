@@ -273,10 +273,16 @@ def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
             size = path.stat().st_size
         except FileNotFoundError:
             raise WorldFormatError(f"{path}: missing (listed in {MANIFEST_NAME})") from None
+        except OSError as exc:
+            raise WorldFormatError(f"{path}: cannot read: {exc.strerror}") from None
         if size != meta["bytes"]:
             raise WorldFormatError(f"{path}: {size} bytes, but the manifest recorded {meta['bytes']} "
                                    f"({'truncated' if size < meta['bytes'] else 'altered'})")
-        if sha256_file(path) != meta["sha256"]:
+        try:
+            digest = sha256_file(path)
+        except OSError as exc:
+            raise WorldFormatError(f"{path}: cannot read: {exc.strerror}") from None
+        if digest != meta["sha256"]:
             raise WorldFormatError(f"{path}: sha256 checksum mismatch (file corrupt or edited after saving)")
 
 

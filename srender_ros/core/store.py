@@ -71,6 +71,10 @@ def default_world_root() -> Path:
     return Path(cache) / "srender" / "worlds"
 
 
+def _int_or_zero(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
 class WorldInfo(NamedTuple):
     """Summary of one world (from its manifest, or from memory for a world not saved yet).
 
@@ -223,7 +227,12 @@ class WorldStore:
         except ImportError:  # Windows: one process per root
             yield
             return
-        with open(self.root / ".lock", "a+b") as f:
+        try:
+            f = open(self.root / ".lock", "a+b")  # closed by the with below
+        except OSError:  # a read-only root: nothing can be swapped there, so nothing to serialize
+            yield
+            return
+        with f:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             try:
                 yield
@@ -234,7 +243,12 @@ class WorldStore:
         """Undo interrupted swaps and delete leftovers of crashed saves and removals."""
         now = time.time()
         with self._root_lock():
-            for p in self.root.iterdir():
+            try:
+                entries = list(self.root.iterdir())
+            except OSError as exc:
+                log.debug("world store: cannot scan %s: %s", self.root, exc)
+                return
+            for p in entries:
                 name = p.name
                 try:
                     if name.startswith(atomic.OLD_PREFIX):
@@ -264,9 +278,13 @@ class WorldStore:
         """Read ``w-<world_id>`` (verifying checksums); None if it does not exist."""
         target = self.world_dir(world_id)
         if not target.is_dir():
-            with self._root_lock():
-                if not atomic.recover_dir(target):
-                    return None
+            try:
+                with self._root_lock():
+                    if not atomic.recover_dir(target):
+                        return None
+            except OSError as exc:
+                raise WorldFormatError(f"{target}: missing, and restoring its copy from an interrupted save "
+                                       f"failed: {exc}") from exc
         snap = read_world_files(target, verify=True)
         if snap.world_id != world_id or world_id_for_prompt(snap.prompt) != world_id:
             raise WorldFormatError(f"{target / MANIFEST_NAME}: its prompt/world_id do not match the directory name "
@@ -417,7 +435,7 @@ class WorldStore:
         except WorldFormatError as exc:
             return WorldInfo(wid, "", 0, 0, 0, directory_bytes(directory), "", "", "", directory, str(exc))
         return WorldInfo(wid, m["prompt"], m["counts"]["gaussians"], m["counts"]["keyframes"],
-                         int(m["counts"].get("sh_degree", 0)), directory_bytes(directory), m["created_utc"],
+                         _int_or_zero(m["counts"].get("sh_degree")), directory_bytes(directory), m["created_utc"],
                          m["updated_utc"], str(m["generator"].get("name", "")), directory)
 
     @staticmethod
