@@ -453,3 +453,14 @@ def test_generator_name_recorded_for_new_worlds(tmp_path: Path) -> None:
     again = WorldStore(tmp_path).get_or_create(PROMPT, {"generator": "other"})  # stored settings win
     assert again.generator_name == "procedural" and again.generator_settings == {"generator": "procedural",
                                                                                   "grammar_version": 1}
+
+
+def test_worlds_that_grow_in_memory_are_evicted_on_next_access(tmp_path: Path) -> None:
+    one = random_world(100, 3).nbytes
+    store = WorldStore(tmp_path, memory_budget_bytes=int(1.5 * one))
+    a, b = store.get_or_create("world a"), store.get_or_create("world b")  # both empty: within budget
+    a.replace_world(random_world(100, 3, seed=1))
+    b.replace_world(random_world(100, 3, seed=2))
+    assert store.get("world a") is a  # now over budget: b (least recently used) is saved and dropped
+    assert store.loaded_ids() == [a.world_id] and not b.dirty and a.dirty
+    assert (tmp_path / f"w-{b.world_id}" / "manifest.json").is_file()

@@ -296,6 +296,7 @@ class WorldStore:
         with self._lock:
             state = self._cached(world_id)
         if state is not None:
+            self._enforce_budget(keep=world_id)  # loaded worlds may have grown since the last check
             return state
         with self._io_lock(world_id):
             with self._lock:  # another thread may have loaded it while we waited
