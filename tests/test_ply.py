@@ -203,6 +203,8 @@ def test_truncated_file_is_detected(tmp_path: Path) -> None:
     (b"ply\nelement vertex 0\nend_header\n", "no 'format' line"),
     (b"ply\nformat binary_little_endian 1.0\nelement face 0\nend_header\n", "no 'vertex' element"),
     (b"ply\nformat binary_little_endian 1.0\nbogus 1\nend_header\n", "unknown keyword 'bogus'"),
+    (b"ply\nformat binary_little_endian 1.0\nelement vertex 1\nproperty float x\nproperty double x\nend_header\n",
+     "property 'x' appears twice"),
     (b"ply\nformat binary_little_endian 1.0\ncomment \xff\xfe\nend_header\n", "line 3 is not ASCII"),
 ])
 def test_malformed_headers(tmp_path: Path, content: bytes, why: str) -> None:

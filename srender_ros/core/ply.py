@@ -139,6 +139,8 @@ def read_ply_header(f: BinaryIO, path: Path | str) -> PlyHeader:
         elif key == "property":
             if current is None:
                 raise WorldFormatError(f"{name}: header line {lineno}: property before any element")
+            if words[-1] in {q.name for q in props}:
+                raise WorldFormatError(f"{name}: header line {lineno}: property {words[-1]!r} appears twice")
             if len(words) == 3 and words[1] in PLY_TYPES:
                 props.append(PlyProperty(words[2], words[1], PLY_TYPES[words[1]]))
             elif len(words) == 5 and words[1] == "list":
