@@ -76,12 +76,13 @@ def _tiny_sd_components(in_channels: int, seed: int) -> dict[str, object]:
         norm_num_groups=8,
     )
     torch.manual_seed(seed + 1)
+    # Four levels, like SD's VAE: the latent is the image / 8, so size rounding is exercised for real.
     vae = AutoencoderKL(
-        block_out_channels=(16, 32),
+        block_out_channels=(8, 16, 16, 16),
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
         latent_channels=4,
         norm_num_groups=8,
         sample_size=64,
