@@ -1,0 +1,224 @@
+"""The fast CPU backend: gsplat's rasterization rules in numba-compiled code (no GPU needed).
+
+Same outputs as gsplat 1.5.3 ``rasterization(render_mode="RGB+ED", rasterize_mode="classic",
+packed=False, eps2d=0.3, near_plane=0.01)`` up to float rounding (it computes in float64), and
+the same as :class:`srender_ros.render.reference.ReferenceRenderer` to ~1e-12. The rules are listed
+in :mod:`srender_ros.render.projection`; the kernels are in :mod:`srender_ros.render._cpu_kernels`.
+
+Speed comes from: per-world constants (3D covariances, opacity terms) computed once and cached
+per world object; a fused projection kernel parallel over Gaussians that starts with a cheap
+conservative frustum test; one stable radix sort of float32 depth keys per view, then a counting
+sort into 16x16 tiles; compositing parallel over tiles that visits only the pixels where a
+Gaussian's alpha can reach 1/255; and, for coverage, one kernel that renders many poses in
+parallel (a view per thread) without any colour work.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.geometry import invert_transform
+from srender_ros.core.world import GaussianWorld
+from srender_ros.render import _cpu_kernels as K
+from srender_ros.render.projection import FOV_CLAMP_MARGIN, TILE_SIZE_PX, validate_poses
+from srender_ros.render.protocol import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
+from srender_ros.render.reference import check_background, check_intrinsics, check_world
+
+#: Slack on the conservative pre-cull bound, so poses whose rotation is orthonormal only to
+#: projection.ROTATION_TOL never lose a Gaussian that the exact test would keep.
+_PRECULL_SAFETY = 1.01
+
+
+class _PreparedWorld(NamedTuple):
+    """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255), float64."""
+
+    pos: NDArray[np.float64]  # [M, 3]
+    cov6: NDArray[np.float64]  # [M, 6] xx xy xz yy yz zz
+    opac: NDArray[np.float64]  # [M]
+    ext: NDArray[np.float64]  # [M] box half-size in sigmas, min(3.33, sqrt(2 ln(255 o)))
+    lnop: NDArray[np.float64]  # [M] ln(255 o)
+    smax2: NDArray[np.float64]  # [M] largest squared scale, m^2
+    gid: NDArray[np.int64]  # [M] index into the world
+    sh: NDArray[np.float32]  # [N, K, 3] the world's SH coefficients
+
+
+def _prepare(world: GaussianWorld) -> _PreparedWorld:
+    n = len(world)
+    pos, cov6 = np.empty((n, 3)), np.empty((n, 6))
+    opac, ext, lnop, smax2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    if n:
+        K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits,
+                        pos, cov6, opac, ext, lnop, smax2)
+    keep = ext >= 0.0
+    if keep.all():
+        gid = np.arange(n, dtype=np.int64)
+    else:
+        gid = np.nonzero(keep)[0].astype(np.int64)
+        pos, cov6, opac, ext, lnop, smax2 = (np.ascontiguousarray(a[keep]) for a in (pos, cov6, opac, ext, lnop, smax2))
+    return _PreparedWorld(pos, cov6, opac, ext, lnop, smax2, gid, world.sh)
+
+
+def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Pack one view's constants for the kernels (layout: _cpu_kernels.C_*).
+
+    Args:
+        intrinsics: the camera. viewmat: [4, 4] world-to-camera. campos: [3] camera centre, world.
+    Returns:
+        [NCAM] float64.
+    """
+    W, H = intrinsics.width_px, intrinsics.height_px
+    fx, fy, cx, cy = intrinsics.fx_px, intrinsics.fy_px, intrinsics.cx_px, intrinsics.cy_px
+    cam = np.zeros(K.NCAM)
+    cam[K.C_R:K.C_R + 9] = viewmat[:3, :3].reshape(-1)
+    cam[K.C_T:K.C_T + 3] = viewmat[:3, 3]
+    cam[[K.C_FX, K.C_FY, K.C_CX, K.C_CY, K.C_W, K.C_H]] = fx, fy, cx, cy, W, H
+    # Same expressions as projection.ewa_project, so the clamps agree bit for bit.
+    lxp = (W - cx) / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
+    lxn = cx / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
+    lyp = (H - cy) / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
+    lyn = cy / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
+    cam[[K.C_LXP, K.C_LXN, K.C_LYP, K.C_LYN]] = lxp, lxn, lyp, lyn
+    # |row i of J R|^2 <= f^2/z^2 (1 + lim^2): the largest 2D variance a Gaussian of scale s can reach
+    # is that times s^2, which bounds its box for the cheap pre-cull.
+    cam[K.C_KX] = fx * fx * (1.0 + max(abs(lxp), abs(lxn)) ** 2) * _PRECULL_SAFETY
+    cam[K.C_KY] = fy * fy * (1.0 + max(abs(lyp), abs(lyn)) ** 2) * _PRECULL_SAFETY
+    cam[[K.C_PX, K.C_PY, K.C_PZ]] = campos
+    cam[K.C_NEAR], cam[K.C_FAR] = NEAR_PLANE_M, FAR_PLANE_M
+    return cam
+
+
+def _tile_order(ntiles: int) -> NDArray[np.int64]:
+    # A fixed shuffle: prange hands each thread a contiguous block, and neighbouring tiles cost alike
+    # (sky vs. floor), so shuffling balances the threads.
+    return np.random.default_rng(12345).permutation(ntiles).astype(np.int64)
+
+
+class CpuRenderer:
+    """gsplat-compatible rasterizer on the CPU (numba, parallel over tiles, or over poses for coverage).
+
+    Thread-safe; the per-world constants of the most recently used worlds are cached (weakly, so a
+    dropped world frees them).
+    """
+
+    name = "cpu"
+
+    def __init__(self) -> None:
+        self._cache: weakref.WeakKeyDictionary[GaussianWorld, _PreparedWorld] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def _prepared(self, world: GaussianWorld) -> _PreparedWorld:
+        with self._lock:
+            p = self._cache.get(world)
+            if p is None:
+                p = _prepare(world)
+                if len(self._cache) >= 2:
+                    self._cache.clear()
+                self._cache[world] = p
+            return p
+
+    def render(
+        self,
+        world: GaussianWorld,
+        intrinsics: Intrinsics,
+        T_world_cam: NDArray[np.floating],
+        background_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> RenderOutput:
+        """Render RGB, z-depth and alpha for a batch of poses (views one after another).
+
+        Args:
+            world: the Gaussians.
+            intrinsics: one camera model shared by the batch.
+            T_world_cam: [B, 4, 4] optical camera-to-world poses.
+            background_rgb: colour composited behind the Gaussians.
+        Returns:
+            RenderOutput: rgb [B, H, W, 3], depth_m [B, H, W] (NaN where alpha < DEPTH_MIN_ALPHA),
+            alpha [B, H, W], all float32.
+        Raises:
+            InputError: a bad world, intrinsics, pose or background.
+        """
+        check_world(world)
+        check_intrinsics(intrinsics)
+        bg = check_background(background_rgb)
+        T = validate_poses(T_world_cam)
+        B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
+        rgb = np.empty((B, H, W, 3), np.float32)
+        depth = np.empty((B, H, W), np.float32)
+        alpha = np.empty((B, H, W), np.float32)
+        p = self._prepared(world)
+        m = p.pos.shape[0]
+        if m == 0 or B == 0:
+            rgb[:] = bg.astype(np.float32)
+            depth[:] = np.nan
+            alpha[:] = 0.0
+            return RenderOutput(rgb, depth, alpha)
+        V = invert_transform(T)
+        ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+        order = _tile_order(ntx * nty)
+        nchunks = 4 * _num_threads()
+        rec = np.empty((m, K.NREC))
+        keyf = np.empty(m, np.float32)
+        counts = np.zeros(nchunks, np.int64)
+        for b in range(B):
+            cam = camera_vector(intrinsics, V[b], T[b, :3, 3])
+            K.project_parallel(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cam, nchunks, rec, keyf,
+                               counts, True)
+            rows = K.gather_rows(counts, m, nchunks)
+            offsets, lists = K.sort_and_bin(rec, keyf, rows, ntx, nty)
+            K.raster_parallel(rec, lists, offsets, order, W, H, ntx, bg, rgb[b], depth[b], alpha[b], True,
+                              DEPTH_MIN_ALPHA)
+        return RenderOutput(rgb, depth, alpha)
+
+    def coverage(
+        self, world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]
+    ) -> NDArray[np.float32]:
+        """Accumulated alpha only, for many poses at once (pass low-resolution intrinsics).
+
+        Args:
+            world: the Gaussians. intrinsics: camera model (e.g. ``Intrinsics.scaled(0.125)``).
+            T_world_cam: [B, 4, 4] optical camera-to-world poses.
+        Returns:
+            [B, H, W] float32 alpha, equal to ``render(...).alpha`` at the same intrinsics.
+        """
+        check_world(world)
+        check_intrinsics(intrinsics)
+        T = validate_poses(T_world_cam)
+        B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
+        out = np.zeros((B, H, W), np.float32)
+        p = self._prepared(world)
+        m = p.pos.shape[0]
+        if m == 0 or B == 0:
+            return out
+        V = invert_transform(T)
+        cams = np.stack([camera_vector(intrinsics, V[b], T[b, :3, 3]) for b in range(B)])
+        nthreads = _num_threads()
+        if B >= 2 * nthreads:
+            K.coverage_many(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, cams, W, H, min(B, 2 * nthreads), out)
+            return out
+        # Few poses: parallelize inside each view instead.
+        ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+        order = _tile_order(ntx * nty)
+        nchunks = 4 * nthreads
+        rec = np.empty((m, K.NREC))
+        keyf = np.empty(m, np.float32)
+        counts = np.zeros(nchunks, np.int64)
+        dummy_rgb = np.empty((1, 1, 3), np.float32)
+        dummy_depth = np.empty((1, 1), np.float32)
+        for b in range(B):
+            K.project_parallel(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cams[b], nchunks, rec, keyf,
+                               counts, False)
+            rows = K.gather_rows(counts, m, nchunks)
+            offsets, lists = K.sort_and_bin(rec, keyf, rows, ntx, nty)
+            K.raster_parallel(rec, lists, offsets, order, W, H, ntx, np.zeros(3), dummy_rgb, dummy_depth, out[b], False,
+                              DEPTH_MIN_ALPHA)
+        return out
+
+
+def _num_threads() -> int:
+    return int(numba.get_num_threads())
