@@ -215,10 +215,12 @@ def test_config_specs_have_descriptions_and_coerce_ints_to_floats() -> None:
 
 
 def test_missing_model_folder_is_named(tmp_path: Path) -> None:
-    cfg = NodeConfig(generator="diffusers", model_path=str(tmp_path / "nope"))
+    cfg = NodeConfig(generator="diffusers", model_path=str(tmp_path / "nope"), depth_model_path=str(tmp_path))
     with pytest.raises(InputError, match=r"model_path.*no such folder"):
         cfg.check_model_folders()
-    NodeConfig(generator="diffusers", model_path=str(tmp_path)).check_model_folders()
+    NodeConfig(generator="diffusers", model_path=str(tmp_path), depth_model_path=str(tmp_path)).check_model_folders()
+    with pytest.raises(InputError, match="depth_model_path"):
+        NodeConfig(generator="diffusers", model_path=str(tmp_path))
 
 
 # ---- worker ---------------------------------------------------------------------------------

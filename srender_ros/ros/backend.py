@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from srender_ros.core.pipeline import Pipeline, PipelineConfig, SchedulerKind
-from srender_ros.errors import SrenderError
+from srender_ros.errors import BackendUnavailableError, SrenderError
 from srender_ros.ros.config import NodeConfig
 
 if TYPE_CHECKING:
@@ -104,6 +104,9 @@ class Backend:
                     self._generator = SerializedGenerator(self._make_generator(cfg))
                 except SrenderError as exc:
                     self._generator_error = exc
+                except Exception as exc:  # a broken install must not kill the node's worker either
+                    self._generator_error = BackendUnavailableError(
+                        f"generator {cfg.generator!r} could not be built: {type(exc).__name__}: {exc}")
             if self._generator is None:
                 assert self._generator_error is not None
                 raise type(self._generator_error)(str(self._generator_error))
@@ -127,6 +130,19 @@ class Backend:
         state = self.store.get_or_create(environment, pipeline.generator.settings())
         return WorldSummary(state.world_id, len(state.world), len(state.keyframes))
 
+    def warm_up(self) -> None:
+        """Render a one-Gaussian world once, so compiled kernels are loaded before the first request."""
+        import numpy as np
+
+        from srender_ros.core.camera import Intrinsics
+        from srender_ros.core.world import GaussianWorld
+
+        world = GaussianWorld.from_linear(np.array([[0.0, 0.0, 2.0]]), np.full((1, 3), 0.1), np.array([0.9]),
+                                          np.array([[0.5, 0.5, 0.5]]))
+        intr = Intrinsics.from_fov(16, 12, 60.0)
+        self.renderer.render(world, intr, np.eye(4)[None])
+        self.renderer.coverage(world, intr, np.eye(4)[None])
+
     def stored_world(self, environment: str) -> WorldSummary | None:
         """Counts of the world of ``environment`` if it is loaded or saved, else None (creates nothing).
 
@@ -143,6 +159,6 @@ class Backend:
 
         return world_id_for_prompt(environment) if environment.strip() else ""
 
-    def save_all(self) -> None:
-        """Write every loaded world that changed (the store knows which)."""
-        self.store.save_all()
+    def save_all(self) -> int:
+        """Write every loaded world that changed (the store knows which); returns how many."""
+        return int(self.store.save_all())

@@ -68,9 +68,11 @@ class NodeConfig:
             raise InputError("parameter camera_frame_id: must not be empty (it is the images' optical frame)")
         if not _DEVICE_RE.match(self.device):
             raise InputError(f"parameter device={self.device!r}: expected auto, cpu, cuda or cuda:N")
-        if self.generator == "diffusers" and not self.model_path:
-            raise InputError("parameter model_path: generator 'diffusers' needs a local model folder "
-                             "(set model_path, or use generator 'procedural')")
+        if self.generator == "diffusers":
+            for name in ("model_path", "depth_model_path"):
+                if not getattr(self, name).strip():
+                    raise InputError(f"parameter {name}: generator 'diffusers' needs a local model folder here "
+                                     "(set it, or use generator 'procedural')")
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -182,7 +184,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", str, "Local diffusers inpainting model folder (generator diffusers)."),
     ParamSpec("depth_model_path", str, "Local monocular depth model folder (generator diffusers)."),
     ParamSpec("t2i_model_path", str, "Optional local text-to-image model folder for the first keyframe of a new world."),
-    ParamSpec("device", str, "Torch device for models and renderer: auto, cpu, cuda or cuda:N.", runtime=False),
+    ParamSpec("device", str, "Torch device of the diffusion and depth models: auto, cpu, cuda or cuda:N.", runtime=False),
     ParamSpec("renderer", str, "Renderer backend: auto (gsplat on CUDA, else cpu), cpu or gsplat.",
               choices=RENDERERS, runtime=False),
     ParamSpec("world_dir", str, "Folder where worlds are loaded from and saved to (one sub-folder per world); "

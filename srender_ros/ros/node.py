@@ -397,6 +397,7 @@ class SrenderNode(Node):
         then announce the configured environment's world."""
         try:
             self._backend.pipeline(self._config)
+            self._backend.warm_up()
         except SrenderError as exc:
             self.get_logger().error(f"generator {self._config.generator!r} unavailable: {exc}")
             self._publish_status(self._config.environment, WorldStatus.STATE_ERROR, None, last_error=str(exc))
@@ -419,17 +420,19 @@ class SrenderNode(Node):
     def shutdown(self) -> None:
         """Stop the workers (the request in progress stops at its next frame) and save every world."""
         self._stopping.set()
+        # After Ctrl-C / SIGTERM the context is gone and the node's logger could not reach /rosout.
+        log = self.get_logger() if self.context.ok() else get_logger(f"{NODE_NAME}.shutdown")
         for job in self._jobs.close():
-            self.get_logger().info(f"request {job.request_id} dropped: shutting down")
+            log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
         if not self._path_worker.join(SHUTDOWN_WAIT_S):
-            self.get_logger().warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
+            log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
         self._view_worker.join(5.0)
         try:
-            self._backend.save_all()
-            self.get_logger().info("worlds saved")
+            n = self._backend.save_all()
+            log.info(f"shut down; {n} changed world(s) saved")
         except SrenderError as exc:
-            self.get_logger().error(f"saving worlds failed: {exc}")
+            log.error(f"saving worlds failed: {exc}")
 
 
 class _RosLogHandler(logging.Handler):
