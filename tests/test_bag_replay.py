@@ -406,3 +406,111 @@ def test_our_messages_serialize_and_decode() -> None:
     if generated.is_file():
         assert digest in generated.read_text()
     assert m.find_msg_file("KeyframeSchedule").is_file() and digest.startswith("RIHS01_")
+
+
+# -- end to end: the real pipeline (procedural world, CPU renderer), tiny images ---------------
+def run_cli(argv: list[str]) -> int:
+    from srender_ros.cli.main import main
+
+    return main(["bag", *argv, "--width", "64", "--height", "48", "--renderer", "cpu", "--no-progress"])
+
+
+def decoded(store: Any, conn: Any, raw: bytes) -> Any:
+    return store.deserialize_cdr(raw, conn.msgtype)
+
+
+def check_output(out: Path, src: Path, n_frames: int, optical_frame: str, extra_tf_static: int) -> list[Any]:
+    """Input messages all present and unchanged, camera topics complete and consistent; returns the images."""
+    inputs = read_all(src)
+    with Reader(out) as r:
+        got = [(c.topic, c.msgtype, t, bytes(d), c) for c, t, d in r.messages()]
+        assert r.message_count == len(got)
+    log_times = [g[2] for g in got]
+    assert log_times == sorted(log_times)  # one merged stream in time order
+    camera = {"/camera/image_raw", "/camera/camera_info", "/camera/depth/image_raw", "/camera/keyframe_schedule"}
+    passed = [g[:4] for g in got if g[0] not in camera]
+    added_static = [p for p in passed if p not in inputs]
+    assert len(added_static) == extra_tf_static and all(p[0] == "/tf_static" for p in added_static)
+    assert [p for p in passed if p in inputs] == inputs  # same messages, bytes and log times, same order
+    store = m.make_typestore()
+    by_topic: dict[str, list[tuple[int, Any]]] = {}
+    for topic, _, t, raw, conn in got:
+        if topic in camera:
+            by_topic.setdefault(topic, []).append((t, decoded(store, conn, raw)))
+    images, infos, depths = (by_topic[f"/camera/{k}"] for k in ("image_raw", "camera_info", "depth/image_raw"))
+    assert len(images) == len(infos) == len(depths) == n_frames and len(by_topic["/camera/keyframe_schedule"]) == 1
+    stamps = [m.stamp_to_ns(msg.header.stamp) for _, msg in images]
+    assert (np.diff(stamps) > 0).all()
+    for (t_img, img), (_, info), (_, dep) in zip(images, infos, depths):
+        st = m.stamp_to_ns(img.header.stamp)
+        assert t_img == st == m.stamp_to_ns(info.header.stamp) == m.stamp_to_ns(dep.header.stamp)
+        assert img.header.frame_id == info.header.frame_id == dep.header.frame_id == optical_frame
+        rgb, depth = m.decode_image(img), m.decode_image(dep)
+        assert rgb.shape == (48, 64, 3) and depth.shape == (48, 64) and (info.width, info.height) == (64, 48)
+        finite = depth[np.isfinite(depth)]
+        assert finite.size > 0 and (finite > 0).all()
+    sched = by_topic["/camera/keyframe_schedule"][0][1]
+    assert len(sched.coverage) == n_frames and len(sched.keyframe_indices) == len(sched.reasons) >= 1
+    assert m.stamp_to_ns(sched.header.stamp) == stamps[0]
+    return [m.decode_image(img) for _, img in images]
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_end_to_end_from_tf_with_a_camera_several_links_away(tmp_path: Path, storage: Storage,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    src = robot_bag(tmp_path, Storage.SQLITE3 if storage is Storage.MCAP else Storage.MCAP)
+    out = tmp_path / "out"
+    code = run_cli(["--input", str(src), "--output", str(out), "--fixed-frame", "odom", "--camera-frame", "camera_link",
+                    "--rate", "2", "--storage", storage.value, "--world-dir", str(tmp_path / "worlds")])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "9 frames" in text and "50 input messages unchanged" in text
+    rgb = check_output(out, src, 9, "camera_optical_frame", extra_tf_static=0)
+    assert not all(np.array_equal(rgb[0], x) for x in rgb[1:])  # the camera moves: the views differ
+    with Reader(out) as r:
+        conn = next(c for c in r.connections if c.topic == "/battery")
+        assert conn.msgtype == CUSTOM_MSG and conn.msgdef.data.strip() == CUSTOM_DEF.strip()
+        assert {c.topic for c in r.connections} >= {"/camera/image_raw", "/tf", "/tf_static", "/chatter"}
+    # The output exists now: a second run is refused unless --overwrite, and the error names the fix.
+    assert run_cli(["--input", str(src), "--output", str(out), "--camera-frame", "camera_link", "--rate", "2"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_end_to_end_from_a_pose_topic_one_frame_per_message(tmp_path: Path) -> None:
+    src, times = pose_topic_bag(tmp_path, Storage.MCAP, "nav_msgs/msg/Odometry")
+    out = tmp_path / "out"
+    assert run_cli(["--input", str(src), "--output", str(out), "--pose-topic", "/pose", "--extrinsic", "0.2 0 1.0 0 0 0",
+                    "--world-dir", str(tmp_path / "worlds")]) == 0
+    # Odometry names base_link: the added /tf_static puts camera_optical_frame under it for viewers.
+    check_output(out, src, len(times), "camera_optical_frame", extra_tf_static=1)
+
+
+def test_cli_errors_name_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = robot_bag(tmp_path, Storage.MCAP)
+    out = tmp_path / "out"
+    assert run_cli(["--input", str(src), "--output", str(out), "--camera-frame", "camera", "--rate", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "'camera' is not in the TF data" in err and "camera_link" in err
+    assert run_cli(["--input", str(src), "--output", str(out), "--pose-topic", "/odom"]) == 2
+    assert "topics present" in capsys.readouterr().err
+    assert run_cli(["--input", str(src), "--output", str(out), "--camera-frame", "camera_link", "--rate", "1",
+                    "--end", "9"]) == 2
+    assert "--outside clamp" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_the_real_tf_example_bag(shared_data: Path, tmp_path: Path) -> None:
+    """evo's tf_example (sqlite3; /tf odom->base_footprint, /tf_static base_footprint->base_link)."""
+    src = shared_data / "tf_example_bag"
+    if not src.is_dir():
+        pytest.skip("tf_example_bag not in ../shared/data")
+    out = tmp_path / "tf_cam"
+    assert run_cli(["--input", str(src), "--output", str(out), "--fixed-frame", "odom", "--camera-frame", "base_link",
+                    "--extrinsic", "0 0 1.0 0 0 0", "--rate", "0.2", "--world-dir", str(tmp_path / "worlds")]) == 0
+    with InputBag(src) as bag:
+        track = track_from_tf(bag, m.make_typestore(), "odom", "base_link")
+        span_s = (track.span_ns[1] - track.span_ns[0]) / S  # type: ignore[index]
+    n = int(np.floor(span_s * 0.2 + 1e-9)) + 1
+    check_output(out, src, n, "camera_optical_frame", extra_tf_static=1)
+    with Reader(out) as r:
+        assert sum(c.msgcount for c in r.connections if c.topic == "/tf") == 517

@@ -208,7 +208,7 @@ def plan_replay(config: ReplayConfig, store: Any | None = None) -> ReplayPlan:
 
 
 def _rendered_records(run: PipelineRun, config: ReplayConfig, plan: ReplayPlan, out: OutputBag,
-                      bar: Any) -> Iterator[tuple[int, int, Any, bytes]]:
+                      bar: Any) -> Iterator[tuple[int, int, Any, bytes | memoryview]]:
     """(log time ns, 1, connection, bytes) for every rendered message, in time order; the schedule last."""
     store, fid = out.typestore, plan.track.optical_frame
     c_img = out.add_topic(config.topic("image_raw"), m.IMAGE)
@@ -263,7 +263,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline) -> ReplaySummary:
         with InputBag(config.input) as bag, OutputBag(config.output, store, config.storage, config.overwrite) as out:
             # Input connections first, in the input's order, so the output lists topics the same way.
             conn_map = {c.id: out.add_passthrough(c) for c in bag.connections}
-            head: list[tuple[int, int, Any, bytes]] = []
+            head: list[tuple[int, int, Any, bytes | memoryview]] = []
             if plan.track.static_link is not None:
                 parent, child, T = plan.track.static_link
                 stamp = min(plan.input_span_ns[0], int(plan.trajectory.stamps_ns[0])) if plan.input_messages else \

@@ -15,7 +15,7 @@ EPILOG = """examples:
 see docs/bag.md"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     from srender_ros.cli.render_cmd import add_camera_args, add_pipeline_args
 
     p = sub.add_parser(
