@@ -208,6 +208,12 @@ def test_config_refuses_bad_values_naming_the_parameter(changes: dict, match: st
         NodeConfig().with_changes(changes)
 
 
+def test_node_doc_lists_every_parameter() -> None:
+    doc = (REPO / "docs" / "node.md").read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in doc.splitlines() if line.startswith("| `")}
+    assert set(PARAM_NAMES) <= rows
+
+
 def test_config_specs_have_descriptions_and_coerce_ints_to_floats() -> None:
     assert all(s.description for s in PARAM_SPECS)
     cfg = NodeConfig.from_params({"fov_deg": 60, "width": 64})

@@ -177,8 +177,8 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
 
 
 PARAM_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("environment", str, "Environment prompt of `trajectory` requests; one world per prompt. "
-              "May change while running."),
+    ParamSpec("environment", str, "Environment prompt of `trajectory` and `camera_pose` requests; one world per "
+              "prompt. May change while running."),
     ParamSpec("generator", str, "Keyframe generator: procedural (built-in, no model) or diffusers (local model).",
               choices=GENERATORS),
     ParamSpec("model_path", str, "Local diffusers inpainting model folder (generator diffusers)."),
@@ -206,8 +206,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("coverage_threshold", float, "A pose whose uncovered fraction exceeds this becomes a keyframe.",
               min_value=0.0, max_value=0.999),
     ParamSpec("uniform_keyframes", int, "Keyframes per request for scheduler uniform.", min_value=1, max_value=10000),
-    ParamSpec("max_keyframes_per_request", int, "Upper bound on new keyframes per request.", min_value=1,
-              max_value=10000),
+    ParamSpec("max_keyframes_per_request", int, "Upper bound on new keyframes per request (0: render only what "
+              "the world has).", min_value=0, max_value=10000),
     ParamSpec("chunk_size", int, "Poses rendered and published per chunk.", min_value=1, max_value=10000),
     ParamSpec("seed", int, "Seed of keyframe generation.", min_value=0, max_value=2**31 - 1),
     ParamSpec("publish_mode", str, "fast: publish frames as soon as rendered; paced: at their stamps on the "
