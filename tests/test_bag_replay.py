@@ -497,6 +497,21 @@ def test_cli_errors_name_what_is_wrong(tmp_path: Path, capsys: pytest.CaptureFix
                     "--end", "9"]) == 2
     assert "--outside clamp" in capsys.readouterr().err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+    # An input that already has the camera topics: rendered and recorded streams must not mix.
+    b = BagBuilder()
+    b.tf("/tf", T0, "odom", "base_link", np.eye(4))
+    b.add("/camera/image_raw", m.IMAGE, T0, m.image_rgb8(b.store, np.zeros((2, 2, 3), np.uint8), T0, "cam"))
+    clash = b.write(tmp_path / "clash", Storage.MCAP)
+    assert run_cli(["--input", str(clash), "--output", str(out), "--camera-frame", "base_link"]) == 2
+    assert "already has /camera/image_raw; pick another --topic-prefix" in capsys.readouterr().err
+
+
+def test_a_single_storage_file_as_input(tmp_path: Path) -> None:
+    path = robot_bag(tmp_path, Storage.MCAP)
+    cfg = ReplayConfig(path / "in.mcap", tmp_path / "out", "p", Intrinsics.from_fov(8, 6, 60.0),
+                       camera_frame="camera_link", rate_hz=1.0)
+    plan = plan_replay(cfg)
+    assert len(plan.trajectory) == 5 and plan.input_messages == 50 and plan.track.optical_frame == "camera_optical_frame"
 
 
 def test_the_real_tf_example_bag(shared_data: Path, tmp_path: Path) -> None:

@@ -202,6 +202,11 @@ def plan_replay(config: ReplayConfig, store: Any | None = None) -> ReplayPlan:
             track = track_from_tf(bag, store, config.fixed_frame or "odom", config.camera_frame, extrinsic,
                                   config.camera_convention, config.optical_frame, name)
         n_in, span = bag.message_count, bag.span_ns
+        ours = [config.topic(t) for t in ("image_raw", "camera_info", "depth/image_raw", "keyframe_schedule")]
+        clash = [t for t in ours if t in bag.topics]
+        if clash:
+            raise BagError(f"input bag {config.input} already has {', '.join(clash)}; pick another --topic-prefix "
+                           f"(now {config.topic_prefix!r}) so the rendered streams do not mix with recorded ones")
     stamps = render_stamps(track, span, config.rate_hz, config.start_s, config.end_s, config.outside)
     T = track.poses(stamps, config.outside)
     return ReplayPlan(track, Trajectory(stamps, T, track.fixed_frame), n_in, span)
@@ -234,12 +239,13 @@ def _rendered_records(run: PipelineRun, config: ReplayConfig, plan: ReplayPlan, 
     yield last, 1, c_sched, store.serialize_cdr(msg, m.KEYFRAME_SCHEDULE)
 
 
-def replay_bag(config: ReplayConfig, pipeline: Pipeline) -> ReplaySummary:
+def replay_bag(config: ReplayConfig, pipeline: Pipeline, initial_image: NDArray[np.float32] | None = None) -> ReplaySummary:
     """Render the camera along the recorded run and write input + camera streams to ``config.output``.
 
     Args:
         config: what to read, render and write.
         pipeline: the configured pipeline (world store, renderer, generator).
+        initial_image: [H, W, 3] float32 in [0, 1], first keyframe of a NEW world (None: generated).
     Returns:
         The summary; the output bag exists only if this returns.
     Raises:
@@ -254,7 +260,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline) -> ReplaySummary:
     store = m.make_typestore()
     plan = plan_replay(config, store)
     job = RenderJob(prompt=config.prompt, trajectory=plan.trajectory, intrinsics=config.intrinsics,
-                    request_id=f"bag:{config.input.name}")
+                    initial_image=initial_image, request_id=f"bag:{config.input.name}")
     run = pipeline.run(job)
     n = len(plan.trajectory)
     bar = tqdm(total=n, unit="frame", desc="srender bag", disable=not config.progress, leave=False)

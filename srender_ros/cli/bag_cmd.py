@@ -59,11 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 def run(args: argparse.Namespace) -> int:
     from srender_ros.bag.replay import ReplayConfig, replay_bag
     from srender_ros.bag.writer import check_output_path
-    from srender_ros.cli.render_cmd import generator_settings, pipeline_config
+    from srender_ros.cli.render_cmd import generator_settings, load_image, pipeline_config
     from srender_ros.cli.render_session import build_pipeline, camera_from_args
 
-    if args.image:
-        raise InputError("--image is not supported by srender bag yet; render the first keyframe with srender render")
     config = ReplayConfig(
         input=args.input, output=args.output, prompt=args.prompt,
         intrinsics=camera_from_args(args.width, args.height, args.fov_deg),
@@ -78,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(config.output, [config.input], config.overwrite)
     pipeline = build_pipeline(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
                               generator_settings=generator_settings(args), config=pipeline_config(args))
-    summary = replay_bag(config, pipeline)
+    summary = replay_bag(config, pipeline, load_image(args.image) if args.image else None)
     print(f"srender bag: wrote {summary.output}")
     print(summary.format())
     return 0
