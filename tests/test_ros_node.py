@@ -45,7 +45,7 @@ ENV_MAIN = "a small test room"
 W, H = 64, 48
 FRAME = "camera_optical_frame"
 #: Waits, not speed assertions: a fresh checkout compiles the numba kernels on first use (minutes).
-TIMEOUT_S = 300.0
+TIMEOUT_S = 600.0
 
 
 def _poses(n: int, step_m: float = 0.02) -> np.ndarray:
@@ -270,6 +270,34 @@ def test_camera_pose_is_answered_with_its_stamp(node: NodeProc, probe: Probe) ->
     img = next(m for m in probe.msgs("image") if stamp_to_ns(m.header.stamp) == 4_000 * 10**9 + 7)
     assert (img.width, img.height, img.header.frame_id) == (W, H, FRAME)
     assert wait_for(lambda: any(stamp_to_ns(m.header.stamp) == 4_000 * 10**9 + 7 for m in probe.msgs("depth")), 5.0)
+
+
+def test_camera_pose_is_answered_while_a_path_is_being_served(node: NodeProc, probe: Probe) -> None:
+    assert probe.set(publish_mode="paced").successful
+    probe.clear()
+    start_ns = time.time_ns() + 1_000_000_000
+    path = _path(40, start_ns=start_ns, dt_ns=100_000_000)  # the path worker stays busy for ~5 s
+    last_stamp = stamp_to_ns(path.poses[-1].header.stamp)
+    probe.pub_path.publish(path)
+    assert wait_for(lambda: len(probe.msgs("image")) >= 1, TIMEOUT_S)  # the path is being served now
+    msg = PoseStamped()
+    msg.header.frame_id = "map"
+    msg.header.stamp = ns_to_stamp(4_500 * 10**9)
+    msg.pose.position.z = 1.5
+    msg.pose.orientation.w = 1.0
+
+    def view_arrived() -> bool:
+        if any(stamp_to_ns(m.header.stamp) == 4_500 * 10**9 for m in probe.msgs("image")):
+            return True
+        probe.pub_pose.publish(msg)
+        time.sleep(0.2)
+        return False
+
+    assert wait_for(view_arrived, TIMEOUT_S)
+    order = [stamp_to_ns(m.header.stamp) for m in probe.msgs("image")]
+    assert last_stamp not in order[: order.index(4_500 * 10**9)], "the view waited for the whole path"
+    _wait_frames(probe, 41, node)
+    assert probe.set(publish_mode="fast").successful
 
 
 def test_parameters_change_at_run_time_and_bad_values_are_refused(node: NodeProc, probe: Probe) -> None:

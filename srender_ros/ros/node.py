@@ -312,6 +312,11 @@ class SrenderNode(Node):
         generate = job.config.camera_pose_generate and not self._path_worker.busy
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
+        if generate:  # the view may have added a keyframe: tell status listeners
+            info = self._backend.stored_world(job.environment)
+            if info is not None and info != self._world_info.get(job.environment):
+                self._world_info[job.environment] = info
+                self._publish_status(job.environment, WorldStatus.STATE_READY, info, request_id="camera_pose")
 
     def _view_failed(self, job: ViewJob, exc: Exception) -> None:
         self._refuse("camera_pose", job.environment, exc)
@@ -425,9 +430,12 @@ class SrenderNode(Node):
         for job in self._jobs.close():
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
-        if not self._path_worker.join(SHUTDOWN_WAIT_S):
-            log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
-        self._view_worker.join(5.0)
+        try:
+            if not self._path_worker.join(SHUTDOWN_WAIT_S):
+                log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
+            self._view_worker.join(5.0)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, but still save
+            log.warning("not waiting for the request in progress")
         try:
             n = self._backend.save_all()
             log.info(f"shut down; {n} changed world(s) saved")
