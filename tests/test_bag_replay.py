@@ -529,3 +529,20 @@ def test_the_real_tf_example_bag(shared_data: Path, tmp_path: Path) -> None:
     check_output(out, src, n, "camera_optical_frame", extra_tf_static=1)
     with Reader(out) as r:
         assert sum(c.msgcount for c in r.connections if c.topic == "/tf") == 517
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_unknown_type_without_a_definition_still_passes_through(tmp_path: Path, storage: Storage) -> None:
+    from srender_ros.bag.writer import UNKNOWN_RIHS01
+
+    src = tmp_path / "legacy"
+    payload = b"\x00\x01\x00\x00" + bytes(range(40))
+    with Writer(src, version=9, storage_plugin=storage.plugin) as w:
+        c = w.add_connection("/legacy", "old_pkg/msg/Thing", msgdef="", rihs01=UNKNOWN_RIHS01)
+        w.write(c, T0, payload)
+        w.write(c, T0 + 1, payload[::-1])
+    with InputBag(src) as bag, OutputBag(tmp_path / "out", m.make_typestore(), storage) as out:
+        for conn, t, raw in bag.messages():
+            out.write_raw(out.add_passthrough(conn), t, raw)
+    assert read_all(tmp_path / "out") == [("/legacy", "old_pkg/msg/Thing", T0, payload),
+                                          ("/legacy", "old_pkg/msg/Thing", T0 + 1, payload[::-1])]
