@@ -1,0 +1,420 @@
+"""Optional photometric refinement of a world against its own keyframes (issue 4, item 3).
+
+Lifting places one Gaussian per keyframe pixel and never looks back; where keyframes overlap, or
+where a surface is seen at a grazing angle, the composited world drifts from what the keyframes
+show. Refinement renders the world at keyframe poses and runs Adam on the Gaussians' colours (SH
+DC) and opacities, optionally also on means and log-scales, to minimize L1 (+ optional D-SSIM)
+against the keyframe images. The Gaussian count never changes (no densification or pruning), so
+the world keeps its layout and the scheduler's coverage stays meaningful.
+
+Backends: on CUDA with gsplat, ``gsplat.rasterization`` renders with gradients; elsewhere the
+pure-torch rasterizer (:mod:`srender_ros.render.torch_raster`) does, which is practical only at
+low resolution (keyframes area-downsampled by ``RefineConfig.scale``) and/or on small random
+windows (``patch_px``), one view at a time so memory stays bounded. docs/refine.md has the
+measured effect.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.manifest import KeyframeRecord
+from srender_ros.core.store import WorldState
+from srender_ros.core.world import GaussianWorld
+from srender_ros.errors import BackendUnavailableError, InputError
+
+__all__ = ["RefineConfig", "RefineReport", "refine_state", "refine_world"]
+
+log = logging.getLogger(__name__)
+
+#: Backend names :class:`RefineConfig.device` accepts.
+DEVICES = ("auto", "cpu", "cuda")
+#: SSIM window (Wang et al. 2004, as 3DGS): 11 px Gaussian, sigma 1.5.
+SSIM_WINDOW_PX = 11
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Settings of :func:`refine_world`. A learning rate of 0 freezes that parameter group.
+
+    Attributes:
+        iterations: Adam steps.
+        scale: refinement resolution relative to each keyframe (images are area-downsampled and
+            intrinsics scaled with ``Intrinsics.scaled``), in (0, 1].
+        patch_px: render a random ``patch_px`` x ``patch_px`` window of the (scaled) keyframe per
+            view and step instead of the whole image (None: whole images). Windows are exact crops.
+        views_per_step: keyframes (each one window) per Adam step.
+        lr_color: Adam learning rate of the SH DC coefficients (colour = 0.5 + 0.282 * DC).
+        lr_opacity: learning rate of the opacity logits.
+        lr_means_m: learning rate of the means, metres per step (0: frozen).
+        lr_log_scales: learning rate of the log-scales (0: frozen).
+        ssim_weight: lambda of the D-SSIM term, as in 3DGS: loss = (1 - lambda) L1 + lambda (1 - SSIM)
+            (3DGS uses 0.2; 0 = plain L1).
+        device: "auto" (gsplat on CUDA when usable, else torch on CPU), "cpu" or "cuda".
+        seed: seed of the view and window choice.
+        time_budget_s: stop early after this many seconds of optimization (None: no limit).
+        threads: torch CPU threads during refinement (None: leave torch's setting). On a machine
+            shared with other busy processes, 1 is often several times faster than oversubscribing.
+    """
+
+    iterations: int = 200
+    scale: float = 0.25
+    patch_px: int | None = None
+    views_per_step: int = 1
+    lr_color: float = 0.01
+    lr_opacity: float = 0.05
+    lr_means_m: float = 0.0
+    lr_log_scales: float = 0.0
+    ssim_weight: float = 0.0
+    device: str = "auto"
+    seed: int = 0
+    time_budget_s: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
+            raise InputError(f"RefineConfig.iterations={self.iterations!r}: must be an integer >= 0")
+        if not (math.isfinite(self.scale) and 0.0 < self.scale <= 1.0):
+            raise InputError(f"RefineConfig.scale={self.scale}: must be in (0, 1] (e.g. 0.25 for a quarter of the keyframe size)")
+        if self.patch_px is not None and (not isinstance(self.patch_px, int) or self.patch_px < 1):
+            raise InputError(f"RefineConfig.patch_px={self.patch_px!r}: must be a positive integer or None")
+        if self.views_per_step < 1:
+            raise InputError(f"RefineConfig.views_per_step={self.views_per_step}: must be >= 1")
+        for name in ("lr_color", "lr_opacity", "lr_means_m", "lr_log_scales"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v >= 0.0):
+                raise InputError(f"RefineConfig.{name}={v}: must be a finite number >= 0 (0 freezes it)")
+        if not 0.0 <= self.ssim_weight <= 1.0:
+            raise InputError(f"RefineConfig.ssim_weight={self.ssim_weight}: must be in [0, 1]")
+        if self.ssim_weight > 0 and self.patch_px is not None and self.patch_px < SSIM_WINDOW_PX:
+            raise InputError(f"RefineConfig.patch_px={self.patch_px}: D-SSIM needs windows of at least "
+                             f"{SSIM_WINDOW_PX} px; raise patch_px or set ssim_weight=0")
+        if self.device not in DEVICES:
+            raise InputError(f"RefineConfig.device={self.device!r}: choose one of {', '.join(DEVICES)}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise InputError(f"RefineConfig.time_budget_s={self.time_budget_s}: must be > 0 or None")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise InputError(f"RefineConfig.threads={self.threads!r}: must be a positive integer or None")
+
+
+@dataclass(frozen=True)
+class RefineReport:
+    """What a refinement did.
+
+    Attributes:
+        backend: "torch-cpu", "gsplat-cuda" or "none" (nothing to refine).
+        iterations: Adam steps taken. seconds: wall time of the optimization (evaluation excluded).
+        seconds_total: wall time including the before/after evaluation.
+        loss_before, loss_after: the objective averaged over every keyframe's whole image at the
+            refinement resolution.
+        psnr_before_db, psnr_after_db: PSNR of those renders against the (downsampled) keyframes,
+            over pixels with known depth.
+        gaussians: Gaussian count (unchanged by refinement). keyframes: keyframes used.
+        applied: False when :func:`refine_state` found the world changed meanwhile and left it alone.
+        note: why nothing was done, or "".
+    """
+
+    backend: str
+    iterations: int
+    seconds: float
+    seconds_total: float
+    loss_before: float
+    loss_after: float
+    psnr_before_db: float
+    psnr_after_db: float
+    gaussians: int
+    keyframes: int
+    applied: bool = True
+    note: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-able dict (for a metrics file)."""
+        return dataclasses.asdict(self)
+
+
+# ---- targets -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Target:
+    """One keyframe at the refinement resolution (tensors on the compute device)."""
+
+    intrinsics: Intrinsics
+    T_world_cam: np.ndarray
+    rgb: torch.Tensor  # [h, w, 3]
+    mask: torch.Tensor  # [h, w] bool: pixels whose keyframe depth is known everywhere in the footprint
+
+
+def downsample_area(image: np.ndarray, width_px: int, height_px: int) -> np.ndarray:
+    """Area-average an image to ``width_px`` x ``height_px`` (exact box filter for any ratio).
+
+    Args:
+        image: [H, W, C] or [H, W] float.
+    Returns:
+        [height_px, width_px, C] or [height_px, width_px] float32.
+    """
+    a = torch.from_numpy(np.array(image, dtype=np.float32))
+    x = a[None, None] if a.ndim == 2 else a.permute(2, 0, 1)[None]
+    y = F.adaptive_avg_pool2d(x, (height_px, width_px))[0]
+    out = y[0] if a.ndim == 2 else y.permute(1, 2, 0)
+    return np.ascontiguousarray(out.numpy())
+
+
+def _targets(keyframes: Sequence[KeyframeRecord], scale: float, device: torch.device) -> list[_Target]:
+    out = []
+    for i, kf in enumerate(keyframes):
+        if not isinstance(kf, KeyframeRecord):
+            raise InputError(f"refine: keyframe #{i} is a {type(kf).__name__}, expected a KeyframeRecord")
+        K = kf.intrinsics.scaled(scale)
+        rgb = downsample_area(kf.rgb, K.width_px, K.height_px)
+        known = downsample_area(np.isfinite(kf.depth_m).astype(np.float32), K.width_px, K.height_px)
+        out.append(_Target(K, np.asarray(kf.T_world_cam, np.float64),
+                           torch.from_numpy(rgb).to(device), torch.from_numpy(known > 0.999).to(device)))
+    return out
+
+
+# ---- losses ------------------------------------------------------------------------------------
+def _ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM of two [h, w, 3] images over valid (unpadded) 11x11 Gaussian windows."""
+    x, y = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
+    r = torch.arange(SSIM_WINDOW_PX, dtype=x.dtype, device=x.device) - SSIM_WINDOW_PX // 2
+    g = torch.exp(-(r * r) / (2 * 1.5**2))
+    g = g / g.sum()
+    win = (g[:, None] * g[None, :]).expand(3, 1, SSIM_WINDOW_PX, SSIM_WINDOW_PX)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, win, groups=3)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return m.mean()
+
+
+def _loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, ssim_weight: float) -> torch.Tensor:
+    """(1 - lambda) masked L1 + lambda (1 - SSIM); pixels outside ``mask`` take the target's value."""
+    maskf = mask[..., None].to(pred.dtype)
+    n = torch.clamp_min(maskf.sum() * 3.0, 1.0)
+    l1 = ((pred - target).abs() * maskf).sum() / n
+    if ssim_weight <= 0 or min(pred.shape[0], pred.shape[1]) < SSIM_WINDOW_PX:
+        return l1
+    filled = torch.where(mask[..., None], pred, target)
+    return (1.0 - ssim_weight) * l1 + ssim_weight * (1.0 - _ssim(filled, target))
+
+
+# ---- rendering backends ------------------------------------------------------------------------
+#: (params, intrinsics, T_world_cam, window (x0, y0, w, h)) -> rgb [h, w, 3] with grad.
+_RenderFn = Callable[[dict[str, torch.Tensor], Intrinsics, np.ndarray, tuple[int, int, int, int]], torch.Tensor]
+
+
+def _torch_render_fn() -> _RenderFn:
+    from srender_ros.render.torch_raster import TorchGaussians, Window, rasterize
+
+    def render(p: dict[str, torch.Tensor], K: Intrinsics, T: np.ndarray, win: tuple[int, int, int, int]) -> torch.Tensor:
+        g = TorchGaussians(p["means"], p["quats_wxyz"], p["log_scales"], p["opacity_logits"], p["sh"])
+        return rasterize(g, K, T, window=Window(*win)).rgb
+
+    return render
+
+
+def _gsplat_render_fn(sh_degree: int) -> _RenderFn:
+    from gsplat import rasterization
+
+    from srender_ros.render.projection import EPS2D_PX2
+    from srender_ros.render.protocol import FAR_PLANE_M, NEAR_PLANE_M
+
+    def render(p: dict[str, torch.Tensor], K: Intrinsics, T: np.ndarray, win: tuple[int, int, int, int]) -> torch.Tensor:
+        x0, y0, w, h = win
+        dev = p["means"].device
+        viewmat = torch.tensor(np.linalg.inv(T), dtype=torch.float32, device=dev)[None]
+        # A window is the full camera with its principal point shifted. gsplat's Jacobian clamp then
+        # follows the window's field of view instead of the image's, which only changes Gaussians
+        # far outside the window.
+        Kw = torch.tensor([[K.fx_px, 0.0, K.cx_px - x0], [0.0, K.fy_px, K.cy_px - y0], [0.0, 0.0, 1.0]],
+                          dtype=torch.float32, device=dev)[None]
+        colors, _, _ = rasterization(
+            p["means"], p["quats_wxyz"] / torch.linalg.norm(p["quats_wxyz"], dim=-1, keepdim=True),
+            torch.exp(p["log_scales"]), torch.sigmoid(p["opacity_logits"]), p["sh"], viewmat, Kw, w, h,
+            near_plane=NEAR_PLANE_M, far_plane=FAR_PLANE_M, eps2d=EPS2D_PX2, sh_degree=sh_degree, packed=False,
+            rasterize_mode="classic", render_mode="RGB")
+        out: torch.Tensor = colors[0]
+        return out
+
+    return render
+
+
+def _pick_backend(device: str) -> tuple[str, torch.device]:
+    from srender_ros.render.gsplat_backend import gsplat_status
+
+    if device == "cpu":
+        return "torch-cpu", torch.device("cpu")
+    ok, why = gsplat_status()
+    if ok:
+        return "gsplat-cuda", torch.device("cuda")
+    if device == "cuda":
+        raise BackendUnavailableError(f"refine device 'cuda' cannot run here: {why}. Use device 'cpu' or 'auto'.")
+    return "torch-cpu", torch.device("cpu")
+
+
+# ---- the optimization --------------------------------------------------------------------------
+def _render_targets(backend: str, render: _RenderFn, params: dict[str, torch.Tensor],
+                    targets: list[_Target]) -> list[torch.Tensor]:
+    """Whole-image renders [h, w, 3] of every target, no grad. On CPU the numba renderer draws them
+    (same pixels as the torch rasterizer, far faster); on CUDA gsplat does."""
+    with torch.no_grad():
+        if backend == "gsplat-cuda":
+            return [render(params, t.intrinsics, t.T_world_cam, (0, 0, t.rgb.shape[1], t.rgb.shape[0])) for t in targets]
+        from srender_ros.render.cpu import CpuRenderer
+
+        world = GaussianWorld(*(params[k].detach().cpu().numpy()
+                                for k in ("means", "quats_wxyz", "log_scales", "opacity_logits", "sh")))
+        renderer = CpuRenderer()
+        return [torch.from_numpy(renderer.render(world, t.intrinsics, t.T_world_cam[None]).rgb[0]) for t in targets]
+
+
+def _evaluate(images: list[torch.Tensor], targets: list[_Target], ssim_weight: float) -> tuple[float, float]:
+    """(mean loss, PSNR in dB over known pixels) of whole-image renders against their targets."""
+    losses, se, count = [], 0.0, 0
+    with torch.no_grad():
+        for pred, t in zip(images, targets):
+            pred = pred.to(t.rgb.device, t.rgb.dtype)
+            losses.append(float(_loss(pred, t.rgb, t.mask, ssim_weight)))
+            m = t.mask[..., None].expand_as(pred)
+            se += float(((pred - t.rgb)[m] ** 2).sum())
+            count += int(m.sum())
+    mse = se / max(count, 1)
+    return float(np.mean(losses)), (float("inf") if mse <= 1e-20 else float(-10.0 * math.log10(mse)))
+
+
+def refine_world(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
+                 config: RefineConfig | None = None) -> tuple[GaussianWorld, RefineReport]:
+    """Fit the world's colours and opacities (optionally means, scales) to its keyframe images.
+
+    Args:
+        world: N Gaussians.
+        keyframes: the keyframes to fit (rgb [H, W, 3] in [0, 1], depth_m [H, W] with NaN where
+            unknown, optical T_world_cam, intrinsics). Pixels of unknown depth are ignored.
+        config: settings (defaults: 200 steps at a quarter of the keyframe size, torch on CPU or
+            gsplat on CUDA).
+    Returns:
+        (the refined world with the same N Gaussians in the same order, the report).
+    Raises:
+        InputError: a keyframe that is not a KeyframeRecord, a world that is not a GaussianWorld.
+        BackendUnavailableError: device "cuda" where gsplat or CUDA is missing.
+    """
+    cfg = config or RefineConfig()
+    if not isinstance(world, GaussianWorld):
+        raise InputError(f"refine: world is a {type(world).__name__}, expected a GaussianWorld")
+    t_start = time.perf_counter()
+    kfs = list(keyframes)
+    if len(world) == 0 or not kfs:
+        note = "the world has no Gaussians" if len(world) == 0 else "the world has no keyframes to fit"
+        nan = float("nan")
+        return world, RefineReport("none", 0, 0.0, 0.0, nan, nan, nan, nan, len(world), len(kfs), note=note)
+    backend, device = _pick_backend(cfg.device)
+    threads_before = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _refine(world, kfs, cfg, backend, device, t_start)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _refine(world: GaussianWorld, kfs: list[KeyframeRecord], cfg: RefineConfig, backend: str, device: torch.device,
+            t_start: float) -> tuple[GaussianWorld, RefineReport]:
+    render = _gsplat_render_fn(world.sh_degree) if backend == "gsplat-cuda" else _torch_render_fn()
+    targets = _targets(kfs, cfg.scale, device)
+
+    def to_t(a: np.ndarray) -> torch.Tensor:
+        return torch.tensor(np.array(a), dtype=torch.float32, device=device)
+
+    sh_dc = to_t(world.sh[:, :1]).requires_grad_(cfg.lr_color > 0)
+    sh_rest = to_t(world.sh[:, 1:])
+    leaves = {
+        "means": to_t(world.means).requires_grad_(cfg.lr_means_m > 0),
+        "quats_wxyz": to_t(world.quats_wxyz),
+        "log_scales": to_t(world.log_scales).requires_grad_(cfg.lr_log_scales > 0),
+        "opacity_logits": to_t(world.opacity_logits).requires_grad_(cfg.lr_opacity > 0),
+    }
+
+    def params() -> dict[str, torch.Tensor]:
+        return {**leaves, "sh": torch.cat([sh_dc, sh_rest], dim=1)}
+
+    groups = [{"params": [t], "lr": lr} for t, lr in ((sh_dc, cfg.lr_color), (leaves["opacity_logits"], cfg.lr_opacity),
+                                                       (leaves["means"], cfg.lr_means_m),
+                                                       (leaves["log_scales"], cfg.lr_log_scales)) if lr > 0]
+    loss_before, psnr_before = _evaluate(_render_targets(backend, render, params(), targets), targets, cfg.ssim_weight)
+
+    rng = np.random.default_rng(cfg.seed)
+    steps = 0
+    t_opt = time.perf_counter()
+    if groups and cfg.iterations > 0:
+        opt = torch.optim.Adam(groups, eps=1e-15)
+        for _ in range(cfg.iterations):
+            if cfg.time_budget_s is not None and time.perf_counter() - t_opt > cfg.time_budget_s:
+                break
+            opt.zero_grad(set_to_none=True)
+            p = params()
+            for k in rng.choice(len(targets), size=cfg.views_per_step, replace=len(targets) < cfg.views_per_step):
+                t = targets[int(k)]
+                h, w = t.rgb.shape[:2]
+                pw, ph = (w, h) if cfg.patch_px is None else (min(cfg.patch_px, w), min(cfg.patch_px, h))
+                x0, y0 = int(rng.integers(0, w - pw + 1)), int(rng.integers(0, h - ph + 1))
+                pred = render(p, t.intrinsics, t.T_world_cam, (x0, y0, pw, ph)).to(t.rgb.dtype)
+                loss = _loss(pred, t.rgb[y0:y0 + ph, x0:x0 + pw], t.mask[y0:y0 + ph, x0:x0 + pw], cfg.ssim_weight)
+                # One backward per view frees that view's graph before the next is built.
+                (loss / cfg.views_per_step).backward(retain_graph=False)
+                p = params()
+            opt.step()
+            steps += 1
+    seconds = time.perf_counter() - t_opt
+    loss_after, psnr_after = _evaluate(_render_targets(backend, render, params(), targets), targets, cfg.ssim_weight)
+
+    with torch.no_grad():
+        sh = torch.cat([sh_dc, sh_rest], dim=1).cpu().numpy()
+        new = GaussianWorld(leaves["means"].cpu().numpy(), leaves["quats_wxyz"].cpu().numpy(),
+                            leaves["log_scales"].cpu().numpy(), leaves["opacity_logits"].cpu().numpy(), sh)
+    report = RefineReport(backend, steps, seconds, time.perf_counter() - t_start, loss_before, loss_after,
+                          psnr_before, psnr_after, len(new), len(kfs))
+    log.info("refine (%s): %d steps in %.1f s, keyframe loss %.4f -> %.4f, PSNR %.2f -> %.2f dB", backend, steps,
+             seconds, loss_before, loss_after, psnr_before, psnr_after)
+    return new, report
+
+
+def refine_state(state: WorldState, config: RefineConfig | None = None) -> RefineReport:
+    """Refine ``state.world`` against ``state.keyframes`` and swap the result in (marks it dirty).
+
+    The optimization runs without holding ``state.lock``, so renders of the current world go on
+    meanwhile; if the world changed in the meantime (a new keyframe was merged), the result is
+    dropped, the world left as it is, and the report says ``applied=False``.
+
+    Args:
+        state: a loaded world from the WorldStore.
+        config: refinement settings.
+    Returns:
+        The report (also logged).
+    """
+    if not isinstance(state, WorldState):
+        raise InputError(f"refine_state: expected a WorldState, got {type(state).__name__}")
+    with state.lock:
+        world, keyframes, version = state.world, list(state.keyframes), state.version
+    new, report = refine_world(world, keyframes, config)
+    if report.iterations == 0 and report.backend == "none":
+        return dataclasses.replace(report, applied=False)
+    with state.lock:
+        if state.version != version:
+            log.warning("refine: world %s changed during refinement; result dropped", state.world_id)
+            return dataclasses.replace(report, applied=False, note="the world changed during refinement; result dropped")
+        state.replace_world(new)
+    return report
