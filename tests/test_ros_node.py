@@ -364,6 +364,9 @@ def test_bad_input_is_refused_and_the_next_request_is_served_in_full(node: NodeP
     absurd.camera.k = [0.001, 0.0, 32.0, 0.0, 0.001, 24.0, 0.0, 0.0, 1.0]
     _expect_refusal(probe, lambda: probe.pub_request.publish(absurd), "field of view")
 
+    bad_pose = PoseStamped()  # no frame id, zero quaternion
+    _expect_refusal(probe, lambda: probe.pub_pose.publish(bad_pose), "camera_pose: header.frame_id is empty")
+
     no_env = RenderRequest(request_id="noenv", environment="  ", trajectory=_path(5, 5_000 * 10**9))
     _expect_refusal(probe, lambda: probe.pub_request.publish(no_env), "environment is empty")
 

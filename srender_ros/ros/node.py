@@ -114,6 +114,7 @@ class SrenderNode(Node):
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
         self._world_info: dict[str, WorldSummary] = {}
+        self._last_pose_error_s = -1e9
 
         image_qos = _image_qos(self._config)
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
@@ -388,7 +389,12 @@ class SrenderNode(Node):
         """Log a refused or failed request and report it in WorldStatus.last_error."""
         text = str(exc) or type(exc).__name__
         if request_id == "camera_pose":
-            self.get_logger().error(f"camera_pose refused: {text}", throttle_duration_sec=1.0)
+            # Poses may stream at control-loop rates: report at most once a second.
+            now = time.monotonic()
+            if now - self._last_pose_error_s < 1.0:
+                return
+            self._last_pose_error_s = now
+            self.get_logger().error(f"camera_pose refused: {text}")
         else:
             self.get_logger().error(f"request {request_id} refused: {text}")
         info = self._world_info.get(environment) or WorldSummary(self._backend.world_id_of(environment), 0, 0)
