@@ -298,3 +298,40 @@ def test_adapter_needs_depth_when_the_model_has_none() -> None:
 
     with pytest.raises(InputError, match="DepthEstimator"):
         CameraConditionedAdapter(RgbOnly()).generate(_request(None))
+
+
+# ------------------------------------------------------------------------------------- end to end
+def test_pipeline_renders_a_path_with_diffusion_keyframes(tmp_path: Path, gen: DiffusersGenerator) -> None:
+    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
+    from srender_ros.core.store import WorldStore
+    from srender_ros.core.trajectory_gen import make_trajectory
+    from srender_ros.render.registry import get_renderer
+
+    traj = make_trajectory("pan", fps=10.0, duration_s=1.0, sweep_deg=60.0)
+    assert len(traj) == 10
+    cam = Intrinsics.from_fov(64, 48, 60.0)
+    store = WorldStore(tmp_path / "worlds")
+    pipe = Pipeline(store, get_renderer("cpu"), gen, PipelineConfig(chunk_size=4, max_keyframes_per_request=3))
+    run = pipe.run(RenderJob("a tiny diffusion world", traj, cam))
+    chunks = list(run)
+
+    assert np.concatenate([c.indices for c in chunks]).tolist() == list(range(10))
+    for c in chunks:
+        assert c.render.rgb.shape == (len(c.indices), 48, 64, 3)
+        assert np.isfinite(c.render.rgb).all()
+    assert run.stats.frames == 10 and 1 <= run.stats.keyframes <= 3
+    assert run.schedule.keyframes[0].pose_index == 0 and run.stats.gaussians > 0
+    # The first frame is the first keyframe seen through the world: solid, and close to the keyframe's
+    # central crop (keyframes are generated with overscan around the same optical axis).
+    first = chunks[0].render
+    assert first.alpha[0].mean() > 0.95
+    state = store.get("a tiny diffusion world")
+    assert state is not None and state.generator_name == "diffusers"
+    kf = state.keyframes[0]
+    oy = (kf.intrinsics.height_px - 48) // 2
+    ox = (kf.intrinsics.width_px - 64) // 2
+    crop = kf.rgb[oy : oy + 48, ox : ox + 64]
+    assert np.abs(first.rgb[0] - crop).mean() < 0.1
+    # The world went to disk with the generator's settings.
+    manifest = json.loads(next((tmp_path / "worlds").glob("w-*/manifest.json")).read_text())
+    assert "diffusers" in json.dumps(manifest)

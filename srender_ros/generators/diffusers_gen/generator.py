@@ -77,6 +77,17 @@ def world_view_arrays(view: RenderOutput, width_px: int, height_px: int) -> tupl
     return rgb, depth, alpha
 
 
+def _supported(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Drop the optional arguments a pipeline's ``__call__`` does not take (e.g. Kandinsky has no
+    ``strength``); pipelines that accept ``**kwargs`` get everything."""
+    import inspect
+
+    params = inspect.signature(type(pipe).__call__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
 class DiffusersGenerator:
     """KeyframeGenerator backed by a diffusers inpainting pipeline and a transformers depth model."""
 
@@ -120,6 +131,11 @@ class DiffusersGenerator:
         Raises:
             ModelLoadError, BackendUnavailableError, InputError.
         """
+        if not model_path:
+            raise InputError("the diffusers generator needs an inpainting pipeline: --model DIR (see docs/diffusion.md)")
+        if not depth_model_path:
+            raise InputError("the diffusers generator needs a depth-estimation model: --depth-model DIR, e.g. a "
+                             "Depth Anything V2 folder (see docs/diffusion.md)")
         if not (isinstance(steps, int) and steps >= 1):
             raise InputError(f"steps={steps!r}: must be an integer >= 1")
         if not (math.isfinite(guidance_scale) and guidance_scale >= 0):
@@ -167,9 +183,10 @@ class DiffusersGenerator:
         gen = torch.Generator(device="cpu").manual_seed(seed)
         if self.negative_prompt is not None:
             kwargs["negative_prompt"] = self.negative_prompt
+        kwargs = {"num_inference_steps": self.steps, **kwargs, "guidance_scale": self.guidance_scale,
+                  "generator": gen, "output_type": "np"}
         try:
-            out = pipe(num_inference_steps=kwargs.pop("num_inference_steps", self.steps),
-                       guidance_scale=self.guidance_scale, generator=gen, output_type="np", **kwargs)
+            out = pipe(**_supported(pipe, kwargs))
         except Exception as e:
             if is_out_of_memory(e):
                 raise SrenderError(f"out of memory during {what} on {self.where.device} ({self.where.dtype}) at "
