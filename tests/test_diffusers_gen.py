@@ -228,6 +228,46 @@ def test_cuda_requested_but_absent(tiny: TinyModelPaths) -> None:
         DiffusersGenerator(str(tiny.inpaint), str(tiny.depth), device="cuda")
 
 
+def test_out_of_memory_while_loading(tmp_path: Path, tiny: TinyModelPaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    import diffusers
+    import torch
+
+    def oom(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(diffusers.AutoPipelineForInpainting, "from_pretrained", oom)
+    fresh = tmp_path / "inpaint_copy"  # not in the per-process cache yet, so it really loads
+    shutil.copytree(tiny.inpaint, fresh)
+    with pytest.raises(ModelLoadError, match=r"out of memory loading .*inpaint_copy.*--device cpu"):
+        DiffusersGenerator(str(fresh), str(tiny.depth), device="cpu")
+
+
+def test_failures_while_generating_become_our_errors(tiny: TinyModelPaths) -> None:
+    import torch
+
+    from srender_ros.errors import SrenderError
+
+    class Failing:
+        def __init__(self, error: Exception) -> None:
+            self.error = error
+
+        def __call__(self, **kwargs: object) -> None:
+            raise self.error
+
+    g = DiffusersGenerator(str(tiny.inpaint), str(tiny.depth), device="cpu", steps=STEPS)
+    g.inpaint_pipe = Failing(torch.cuda.OutOfMemoryError("CUDA out of memory"))  # this instance only
+    with pytest.raises(SrenderError, match="out of memory during inpainting on cpu"):
+        g.generate(_request())
+    g.inpaint_pipe = Failing(ValueError("height must be divisible by 8"))
+    with pytest.raises(SrenderError, match=r"inpainting with Failing .* failed: ValueError: height"):
+        g.generate(_request())
+
+
+def test_missing_depth_model_setting(tiny: TinyModelPaths) -> None:
+    with pytest.raises(InputError, match="--depth-model"):
+        DiffusersGenerator(str(tiny.inpaint), None, device="cpu")  # type: ignore[arg-type]
+
+
 def test_bad_settings(tiny: TinyModelPaths) -> None:
     with pytest.raises(InputError, match="device 'tpu'"):
         choose_device("tpu")

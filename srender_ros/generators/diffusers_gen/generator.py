@@ -187,12 +187,16 @@ class DiffusersGenerator:
                   "generator": gen, "output_type": "np"}
         try:
             out = pipe(**_supported(pipe, kwargs))
+        except SrenderError:
+            raise
         except Exception as e:
             if is_out_of_memory(e):
                 raise SrenderError(f"out of memory during {what} on {self.where.device} ({self.where.dtype}) at "
                                    f"{kwargs.get('width')}x{kwargs.get('height')}: lower the camera resolution or "
                                    "steps, or use --device cpu") from e
-            raise
+            # Re-raised as ours so front ends report it and carry on; nothing was merged into the world yet.
+            raise SrenderError(f"{what} with {type(pipe).__name__} from {self.model_path!r} failed: "
+                               f"{type(e).__name__}: {e}") from e
         images = np.asarray(out.images, dtype=np.float32)
         return np.clip(images[0], 0.0, 1.0)
 

@@ -226,6 +226,14 @@ def is_out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
 
 
+def _hub_hint(path: str) -> str:
+    """Extra words for a load failure of something that is not a local folder."""
+    if Path(path).is_dir():
+        return ""
+    where = "in the local Hub cache (HF_HUB_OFFLINE is set)" if hub_offline() else "on the Hub"
+    return f" (no such local folder; looked for the Hub id {where})"
+
+
 def _from_pretrained_kwargs(path: str) -> dict[str, Any]:
     local = Path(path).is_dir() or hub_offline()
     return {"local_files_only": local, "use_safetensors": True}
@@ -283,7 +291,8 @@ def load_pipeline(path: str | Path, task: PipelineTask, where: DeviceDtype) -> A
             if is_out_of_memory(e):
                 raise ModelLoadError(f"out of memory loading {key_path!r} on {where.device} ({where.dtype}): free "
                                      "memory, use a smaller model or resolution, or --device cpu") from e
-            raise ModelLoadError(f"cannot load {key_path!r} as {what} pipeline: {type(e).__name__}: {e}") from e
+            raise ModelLoadError(f"cannot load {key_path!r} as {what} pipeline{_hub_hint(key_path)}: "
+                                 f"{type(e).__name__}: {e}") from e
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
@@ -317,7 +326,8 @@ def load_depth_model(path: str | Path, where: DeviceDtype) -> DepthModel:
         except Exception as e:
             if is_out_of_memory(e):
                 raise ModelLoadError(f"out of memory loading depth model {key_path!r} on {where.device}") from e
-            raise ModelLoadError(f"cannot load {key_path!r} as a depth-estimation model: {type(e).__name__}: {e}") from e
+            raise ModelLoadError(f"cannot load {key_path!r} as a depth-estimation model{_hub_hint(key_path)}: "
+                                 f"{type(e).__name__}: {e}") from e
         return DepthModel(model, processor, key_path)
 
     return _cached(("depth", key_path, where.device, "float32"), load)
