@@ -53,7 +53,7 @@ def test_no_flying_gaussians_across_depth_edges() -> None:
     z = g.means[:, 2]
     assert len(g) == 32 * 24
     assert not ((z > 1.2) & (z < 4.8)).any(), "a Gaussian floats between foreground and background"
-    snapped, edge = snap_depth_edges(depth, 0.04)
+    snapped, edge = snap_depth_edges(depth, 0.1)
     assert edge[:, 15].all() and set(np.unique(snapped)) <= {1.0, 5.0}
 
 

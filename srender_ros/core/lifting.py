@@ -15,6 +15,7 @@ between foreground and background.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from numpy.typing import NDArray
 
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import matrix_to_quat_wxyz
-from srender_ros.core.world import GaussianWorld, num_sh_coeffs, rgb_to_sh_dc
+from srender_ros.core.world import SH_C0, GaussianWorld, num_sh_coeffs, rgb_to_sh_dc
 from srender_ros.errors import InputError
 
 
@@ -39,19 +40,24 @@ class LiftConfig:
         empty_alpha: world alpha below which a keyframe pixel counts as "not yet in the world".
         occlusion_margin: also add a pixel when the keyframe sees a surface this much (relative)
             nearer than the world's rendered depth there (new foreground the world lacks).
-        edge_rel_depth: relative depth range in a 3x3 window above which a pixel is a depth edge.
+        edge_rel_depth: relative second difference of inverse depth above which a pixel is a depth
+            edge (planes, however tilted, have none).
         max_depth_m: pixels farther than this are not lifted (None: no limit).
+        colour_iterations: passes of colour correction after lifting (see :func:`correct_colours`).
+        colour_step: step size of each pass (1 = full residual).
     """
 
     stride_px: int = 1
     footprint_scale: float = 0.6
     thickness_ratio: float = 0.15
-    max_stretch: float = 4.0
+    max_stretch: float = 12.0
     opacity: float = 0.98
     empty_alpha: float = 0.5
     occlusion_margin: float = 0.15
-    edge_rel_depth: float = 0.04
+    edge_rel_depth: float = 0.1
     max_depth_m: float | None = None
+    colour_iterations: int = 3
+    colour_step: float = 0.8
 
     def __post_init__(self) -> None:
         if self.stride_px < 1:
@@ -73,22 +79,38 @@ def _window_min_max(depth: NDArray[np.float64]) -> tuple[NDArray[np.float64], ND
 
 
 def snap_depth_edges(depth_m: NDArray[np.floating], edge_rel_depth: float) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Snap mixed pixels at depth edges to the nearer side.
+    """Find depth discontinuities and snap mixed pixels on them to the nearer side.
+
+    A plane has inverse depth affine in the pixel coordinates, so its second differences of
+    inverse depth vanish, however steeply it is seen (a floor at a grazing angle). A pixel is an
+    edge where a second difference (horizontal or vertical) exceeds ``edge_rel_depth`` times its own
+    inverse depth. An edge pixel whose depth lies between its 3x3 neighbourhood's min and max is
+    snapped to the nearer of the two, so it lands on the foreground or the background, not between.
 
     Args:
         depth_m: [H, W] z-depth, NaN where unknown.
-        edge_rel_depth: (max - min) / min over the 3x3 window above which a pixel is an edge.
+        edge_rel_depth: relative second-difference threshold.
     Returns:
         ([H, W] snapped depth, [H, W] bool edge mask).
     """
     d = np.asarray(depth_m, dtype=np.float64)
-    lo, hi = _window_min_max(d)
     with np.errstate(invalid="ignore", divide="ignore"):
-        edge = np.isfinite(d) & np.isfinite(lo) & np.isfinite(hi) & ((hi - lo) > edge_rel_depth * lo)
+        inv = 1.0 / d
+    pad = np.pad(inv, 1, mode="edge")
+    H, W = d.shape
+    centre = pad[1:-1, 1:-1]
+    d2x = np.abs(pad[1:-1, :-2] + pad[1:-1, 2:] - 2 * centre)
+    d2y = np.abs(pad[:-2, 1:-1] + pad[2:, 1:-1] - 2 * centre)
+    with np.errstate(invalid="ignore"):
+        curvature = np.fmax(np.nan_to_num(d2x, nan=0.0), np.nan_to_num(d2y, nan=0.0))
+        edge = np.isfinite(d) & (curvature > edge_rel_depth * inv)
+    lo, hi = _window_min_max(d)
     snapped = d.copy()
-    to_lo = edge & (np.abs(d - lo) <= np.abs(hi - d))
+    mixed = edge & np.isfinite(lo) & np.isfinite(hi)
+    to_lo = mixed & (np.abs(d - lo) <= np.abs(hi - d))
     snapped[to_lo] = lo[to_lo]
-    snapped[edge & ~to_lo] = hi[edge & ~to_lo]
+    to_hi = mixed & ~to_lo
+    snapped[to_hi] = hi[to_hi]
     return snapped, edge
 
 
@@ -115,7 +137,21 @@ def lift_keyframe(
     config: LiftConfig = LiftConfig(),
     sh_degree: int = 0,
 ) -> GaussianWorld:
-    """Gaussians for the keyframe pixels the world does not show yet.
+    """Gaussians for the keyframe pixels the world does not show yet (see :func:`lift_keyframe_pixels`)."""
+    return lift_keyframe_pixels(rgb, depth_m, intrinsics, T_world_cam, world_alpha, world_depth_m, config, sh_degree)[0]
+
+
+def lift_keyframe_pixels(
+    rgb: NDArray[np.floating],
+    depth_m: NDArray[np.floating],
+    intrinsics: Intrinsics,
+    T_world_cam: NDArray[np.floating],
+    world_alpha: NDArray[np.floating] | None = None,
+    world_depth_m: NDArray[np.floating] | None = None,
+    config: LiftConfig = LiftConfig(),
+    sh_degree: int = 0,
+) -> tuple[GaussianWorld, tuple[NDArray[np.intp], NDArray[np.intp]]]:
+    """Gaussians for the keyframe pixels the world does not show yet, and the pixel of each.
 
     Args:
         rgb: [H, W, 3] colours in [0, 1].
@@ -127,7 +163,8 @@ def lift_keyframe(
         config: lifting parameters.
         sh_degree: SH degree of the returned Gaussians (higher terms zero).
     Returns:
-        The new Gaussians only (merge them with ``world.concat``).
+        (the new Gaussians only — merge them with ``world.concat`` —, (rows [n], cols [n]) the
+        keyframe pixel each one was lifted from).
     """
     rgb = np.asarray(rgb, dtype=np.float32)
     depth = np.asarray(depth_m, dtype=np.float64)
@@ -158,10 +195,11 @@ def lift_keyframe(
         grid = np.zeros((H, W), dtype=bool)
         grid[s // 2::s, s // 2::s] = True
         keep &= grid
-    idx = np.nonzero(keep)
-    n = len(idx[0])
+    rows, cols = np.nonzero(keep)
+    idx = (rows, cols)
+    n = len(rows)
     if n == 0:
-        return GaussianWorld.empty(sh_degree)
+        return GaussianWorld.empty(sh_degree), idx
 
     p_cam = points_cam[idx]                       # [n, 3]
     nrm = normals[idx]                            # [n, 3]
@@ -196,4 +234,45 @@ def lift_keyframe(
         np.log(scales).astype(np.float32),
         np.full(n, logit, np.float32),
         sh,
-    )
+    ), idx
+
+
+def correct_colours(
+    world: GaussianWorld,
+    n_new: int,
+    pixels: tuple[NDArray[np.intp], NDArray[np.intp]],
+    target_rgb: NDArray[np.floating],
+    render_rgb: Callable[[GaussianWorld], NDArray[np.float32]],
+    iterations: int,
+    step: float,
+) -> GaussianWorld:
+    """Undo the rendering blur on the Gaussians just lifted from a keyframe (Van Cittert iterations).
+
+    Rendered at its own keyframe, a pixel-aligned world is the keyframe blurred by the splat
+    footprints, gsplat's 0.3 px^2 low-pass and the front-to-back overlap of neighbours. Each pass
+    renders the keyframe view and moves every new Gaussian's colour by ``step`` times the residual at
+    its own pixel; older Gaussians stay as they are.
+
+    Args:
+        world: the world whose last ``n_new`` Gaussians were lifted from ``pixels``.
+        n_new: number of new Gaussians at the end of ``world``.
+        pixels: (rows [n_new], cols [n_new]) keyframe pixel of each new Gaussian.
+        target_rgb: [H, W, 3] the keyframe.
+        render_rgb: renders ``world`` at the keyframe camera -> [H, W, 3].
+        iterations: passes (0 = none).
+        step: fraction of the residual applied per pass.
+    Returns:
+        The world with corrected DC colours of the new Gaussians.
+    """
+    if iterations <= 0 or n_new == 0:
+        return world
+    target = np.asarray(target_rgb, dtype=np.float32)[pixels]
+    start = len(world) - n_new
+    for _ in range(iterations):
+        residual = target - render_rgb(world)[pixels]
+        sh = world.sh.copy()
+        # Keep colours inside what the renderer can show (RGB = 0.5 + SH_C0 * dc, clamped at 0).
+        rgb_new = np.clip(sh[start:, 0, :] * SH_C0 + 0.5 + step * residual, -0.25, 1.25)
+        sh[start:, 0, :] = (rgb_new - 0.5) / SH_C0
+        world = GaussianWorld(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, sh)
+    return world

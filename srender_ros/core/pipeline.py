@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.core.camera import Intrinsics
-from srender_ros.core.lifting import LiftConfig, lift_keyframe
+from srender_ros.core.lifting import LiftConfig, correct_colours, lift_keyframe_pixels
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.scheduler import (
     KeyframeDecision,
@@ -259,10 +259,15 @@ class Pipeline:
             initial_image=initial_image if use_image else None, seed=self._seed(state), pose_index=pose_index)
         kf = self.generator.generate(request)
         t2 = time.perf_counter()
-        new = lift_keyframe(kf.rgb, kf.depth_m, K, T,
-                            None if view is None else view.alpha[0], None if view is None else view.depth_m[0],
-                            self.config.lift, sh_degree=state.world.sh_degree)
-        state.replace_world(state.world.concat(new))
+        lift = self.config.lift
+        new, pixels = lift_keyframe_pixels(kf.rgb, kf.depth_m, K, T,
+                                           None if view is None else view.alpha[0],
+                                           None if view is None else view.depth_m[0],
+                                           lift, sh_degree=state.world.sh_degree)
+        merged = correct_colours(state.world.concat(new), len(new), pixels, kf.rgb,
+                                 lambda w: self.renderer.render(w, K, T[None]).rgb[0],
+                                 lift.colour_iterations, lift.colour_step)
+        state.replace_world(merged)
         state.add_keyframe(KeyframeRecord(pose_index=pose_index, T_world_cam=T.copy(), intrinsics=K,
                                           rgb=kf.rgb, depth_m=kf.depth_m, reason=reason))
         t3 = time.perf_counter()
