@@ -1,13 +1,20 @@
 """numba kernels of the CPU rasterizer (float64 throughout, gsplat 1.5.3 rules; see projection.py).
 
-Pipeline per view: project every Gaussian (cull, EWA, radius, tile rectangle, colour) into a
-compact record table -> one stable LSD radix sort of the float32 depth bits (gsplat's key) ->
-counting-sort the sorted records into 16x16 tile lists (each list stays depth-sorted) -> per
-tile, Gaussian-major front-to-back compositing over only the pixels where the Gaussian's alpha
-can reach 1/255 (an exact bound), with per-pixel early termination.
+Pipeline per view:
 
-Everything here is compiled with ``cache=True``: the first import in a fresh checkout compiles
-for a few tens of seconds, later processes load the cached machine code.
+1. pre-cull: a branch-free (vectorized) conservative test drops Gaussians that are behind the
+   camera or whose box bound lies off-image;
+2. project: the exact gsplat projection of the survivors, also branch-free over blocks, then
+   compacted (in Gaussian index order) into a record table;
+3. sort: one stable LSD radix sort of the float32 depth bits (gsplat's key; ties keep index
+   order), the records are gathered into depth order and counting-sorted into 16x16 tile lists;
+4. composite: per tile, front to back, Gaussian-major over the tile rows the Gaussian reaches,
+   8 pixels at a time without branches (so LLVM vectorizes it), with per-pixel early stop.
+
+Pixels outside a Gaussian's exact support (sigma <= ln(255 o), a box inside gsplat's radius box)
+cannot pass the alpha >= 1/255 test, so skipping them changes nothing; the tile lists are only
+an acceleration structure. Everything is compiled with ``cache=True``: the first call in a fresh
+checkout compiles for a minute or so, later processes load the cached machine code.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import numpy as np
 from numba import njit, prange
 
 # Record layout (one float64 row per visible Gaussian).
-R_MX, R_MY, R_CA, R_CB, R_CC, R_OP, R_LNOP, R_HX, R_HY, R_Z, R_R, R_G, R_B, R_TX0, R_TY0, R_TX1, R_TY1 = range(17)
-NREC = 17
+R_MX, R_MY, R_CA, R_CB, R_CC, R_OP, R_LNOP, R_HX, R_HY, R_Z, R_R, R_G, R_B = range(13)
+NREC = 13
 
 # Camera parameter vector layout (float64).
 C_R = 0  # 9 entries, world-to-camera rotation row-major
@@ -39,11 +46,41 @@ T_MIN = 1e-4
 EXTEND = 3.33
 RADIX_BITS = 11
 RADIX_SIZE = 1 << RADIX_BITS
+BLOCK = 256  # Gaussians per pre-cull / projection block
+CHUNK = 8  # pixels composited per vector step (two AVX2 float64 vectors: enough independent work)
+SIGMA_CLAMP = 6.0  # > ln(255) >= every Gaussian's sigma cut-off
+# Unsigned offsets into the tile state: numba skips negative-index wraparound for unsigned indices,
+# which keeps the addresses affine so the loops vectorize.
+_U256, _U512, _U768, _U1024 = np.uint64(256), np.uint64(512), np.uint64(768), np.uint64(1024)
+
+# exp(-s) = exp(-s/8)^8, exp(-s/8) = exp(-3/8) exp(-u), u = s/8 - 3/8 in [-3/8, 3/8] for s in
+# [0, 6], by its Taylor polynomial of degree 12 (truncation < 5e-16, ~5e-15 relative after the
+# squarings), evaluated in Estrin's form for a short dependency chain. No SVML here, so a
+# polynomial is what lets LLVM vectorize the pixel loops.
+_E38 = math.exp(-0.375)
+_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9, _C10, _C11, _C12 = (
+    (-1.0) ** k / math.factorial(k) * _E38 for k in range(13))
+
+
+@njit(cache=True, inline="always")
+def _exp_neg(s):
+    """exp(-s) for s in [0, SIGMA_CLAMP] (callers clamp), relative error ~5e-15."""
+    u = s * 0.125 - 0.375
+    u2 = u * u
+    u4 = u2 * u2
+    u8 = u4 * u4
+    q0 = (_C0 + _C1 * u) + (_C2 + _C3 * u) * u2
+    q1 = (_C4 + _C5 * u) + (_C6 + _C7 * u) * u2
+    q2 = (_C8 + _C9 * u) + (_C10 + _C11 * u) * u2
+    e = (q0 + q1 * u4) + (q2 + _C12 * u4) * u8
+    e = e * e
+    e = e * e
+    return e * e
 
 
 @njit(cache=True, parallel=True)
-def prepare_world(means, quats, log_scales, logits, pos, cov6, opac, ext, lnop, smax2):
-    """Per-world constants: float64 means, upper-triangular 3D covariance, opacity terms."""
+def prepare_world(means, quats, log_scales, logits, posT, cov6T, opac, ext, lnop, smax2):
+    """Per-world constants: float64 means [3, N], covariance (xx xy xz yy yz zz) [6, N], opacity terms."""
     for i in prange(means.shape[0]):
         w = np.float64(quats[i, 0])
         x = np.float64(quats[i, 1])
@@ -69,16 +106,16 @@ def prepare_world(means, quats, log_scales, logits, pos, cov6, opac, ext, lnop, 
         m00, m01, m02 = r00 * s0, r01 * s1, r02 * s2
         m10, m11, m12 = r10 * s0, r11 * s1, r12 * s2
         m20, m21, m22 = r20 * s0, r21 * s1, r22 * s2
-        cov6[i, 0] = m00 * m00 + m01 * m01 + m02 * m02
-        cov6[i, 1] = m00 * m10 + m01 * m11 + m02 * m12
-        cov6[i, 2] = m00 * m20 + m01 * m21 + m02 * m22
-        cov6[i, 3] = m10 * m10 + m11 * m11 + m12 * m12
-        cov6[i, 4] = m10 * m20 + m11 * m21 + m12 * m22
-        cov6[i, 5] = m20 * m20 + m21 * m21 + m22 * m22
+        cov6T[0, i] = m00 * m00 + m01 * m01 + m02 * m02
+        cov6T[1, i] = m00 * m10 + m01 * m11 + m02 * m12
+        cov6T[2, i] = m00 * m20 + m01 * m21 + m02 * m22
+        cov6T[3, i] = m10 * m10 + m11 * m11 + m12 * m12
+        cov6T[4, i] = m10 * m20 + m11 * m21 + m12 * m22
+        cov6T[5, i] = m20 * m20 + m21 * m21 + m22 * m22
         smax2[i] = max(s0 * s0, s1 * s1, s2 * s2)
-        pos[i, 0] = np.float64(means[i, 0])
-        pos[i, 1] = np.float64(means[i, 1])
-        pos[i, 2] = np.float64(means[i, 2])
+        posT[0, i] = np.float64(means[i, 0])
+        posT[1, i] = np.float64(means[i, 1])
+        posT[2, i] = np.float64(means[i, 2])
         o = 1.0 / (1.0 + math.exp(-np.float64(logits[i])))
         opac[i] = o
         if o < ALPHA_THR:
@@ -90,95 +127,111 @@ def prepare_world(means, quats, log_scales, logits, pos, cov6, opac, ext, lnop, 
             ext[i] = min(EXTEND, math.sqrt(2.0 * lo))
 
 
-@njit(cache=True)
-def _project_one(i, pos, cov6, opac, ext, lnop, smax2, cam, rec, k):
-    """Project Gaussian ``i`` into record row ``k``; False when gsplat would cull it."""
-    px = pos[i, 0]
-    py = pos[i, 1]
-    pz = pos[i, 2]
-    z = cam[6] * px + cam[7] * py + cam[8] * pz + cam[11]
-    if z < cam[C_NEAR] or z > cam[C_FAR]:
-        return False
-    x = cam[0] * px + cam[1] * py + cam[2] * pz + cam[9]
-    y = cam[3] * px + cam[4] * py + cam[5] * pz + cam[10]
-    fx = cam[C_FX]
-    fy = cam[C_FY]
-    W = cam[C_W]
-    H = cam[C_H]
-    rz = 1.0 / z
-    mx = fx * x * rz + cam[C_CX]
-    my = fy * y * rz + cam[C_CY]
-    e = ext[i]
-    # Conservative pre-cull (cheap): the true box half-size is below this bound, see cpu.py.
-    s2rz2 = smax2[i] * rz * rz
-    bx = e * math.sqrt(cam[C_KX] * s2rz2 + EPS2D) + 1.001
-    if mx + bx <= 0.0 or mx - bx >= W:
-        return False
-    by = e * math.sqrt(cam[C_KY] * s2rz2 + EPS2D) + 1.001
-    if my + by <= 0.0 or my - by >= H:
-        return False
-    # Rows of J R (the pinhole Jacobian at the FOV-clamped direction times the view rotation).
-    xz = min(cam[C_LXP], max(-cam[C_LXN], x * rz))
-    yz = min(cam[C_LYP], max(-cam[C_LYN], y * rz))
-    f0 = fx * rz
-    f1 = fy * rz
-    a0x = f0 * (cam[0] - xz * cam[6])
-    a0y = f0 * (cam[1] - xz * cam[7])
-    a0z = f0 * (cam[2] - xz * cam[8])
-    a1x = f1 * (cam[3] - yz * cam[6])
-    a1y = f1 * (cam[4] - yz * cam[7])
-    a1z = f1 * (cam[5] - yz * cam[8])
-    sxx = cov6[i, 0]
-    sxy = cov6[i, 1]
-    sxz = cov6[i, 2]
-    syy = cov6[i, 3]
-    syz = cov6[i, 4]
-    szz = cov6[i, 5]
-    t0x = sxx * a0x + sxy * a0y + sxz * a0z
-    t0y = sxy * a0x + syy * a0y + syz * a0z
-    t0z = sxz * a0x + syz * a0y + szz * a0z
-    t1x = sxx * a1x + sxy * a1y + sxz * a1z
-    t1y = sxy * a1x + syy * a1y + syz * a1z
-    t1z = sxz * a1x + syz * a1y + szz * a1z
-    a = a0x * t0x + a0y * t0y + a0z * t0z + EPS2D
-    b = a1x * t0x + a1y * t0y + a1z * t0z
-    c = a1x * t1x + a1y * t1y + a1z * t1z + EPS2D
-    det = a * c - b * b
-    if det <= 0.0:
-        return False
-    rx = math.ceil(e * math.sqrt(a))
-    ry = math.ceil(e * math.sqrt(c))
-    if rx <= 0.0 and ry <= 0.0:
-        return False
-    if mx + rx <= 0.0 or mx - rx >= W or my + ry <= 0.0 or my - ry >= H:
-        return False
-    ntx = (int(W) + TILE - 1) // TILE
-    nty = (int(H) + TILE - 1) // TILE
-    ts = float(TILE)
-    tx0 = min(max(math.floor(mx / ts - rx / ts), 0.0), ntx)
-    ty0 = min(max(math.floor(my / ts - ry / ts), 0.0), nty)
-    tx1 = min(max(math.ceil(mx / ts + rx / ts), 0.0), ntx)
-    ty1 = min(max(math.ceil(my / ts + ry / ts), 0.0), nty)
-    lo = lnop[i]
-    rec[k, R_MX] = mx
-    rec[k, R_MY] = my
-    rec[k, R_CA] = c / det
-    rec[k, R_CB] = -b / det
-    rec[k, R_CC] = a / det
-    rec[k, R_OP] = opac[i]
-    rec[k, R_LNOP] = lo
-    # Exact support: alpha >= 1/255 needs sigma <= ln(255 o), i.e. |dx| <= sqrt(2 ln(255 o) a).
-    rec[k, R_HX] = math.sqrt(2.0 * lo * a)
-    rec[k, R_HY] = math.sqrt(2.0 * lo * c)
-    rec[k, R_Z] = z
-    rec[k, R_TX0] = tx0
-    rec[k, R_TY0] = ty0
-    rec[k, R_TX1] = tx1
-    rec[k, R_TY1] = ty1
-    return True
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
+def _precull(px, py, pz, smax2, ext, cam, lo, n, flags):
+    """flags[k] = 0 where Gaussian lo + k is certainly culled in this view (branch-free).
+
+    Conservative: behind the near plane / beyond the far plane, or a box bound that lies off-image.
+    The bound: the 2D variance along x is a0^T Sigma a0 <= |a0|^2 s_max^2 with a0 = row 0 of J R and
+    |a0|^2 <= (fx / z)^2 (1 + lim_x^2) = C_KX / z^2, so rx < ext sqrt(C_KX s_max^2 / z^2 + eps2d) + 1.
+    """
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = cam[0], cam[1], cam[2], cam[3], cam[4], cam[5], cam[6], cam[7], cam[8]
+    t0, t1, t2 = cam[9], cam[10], cam[11]
+    fx, fy, cx, cy, W, H = cam[C_FX], cam[C_FY], cam[C_CX], cam[C_CY], cam[C_W], cam[C_H]
+    kx, ky, near, far = cam[C_KX], cam[C_KY], cam[C_NEAR], cam[C_FAR]
+    for k in range(n):
+        i = lo + k
+        z = r20 * px[i] + r21 * py[i] + r22 * pz[i] + t2
+        x = r00 * px[i] + r01 * py[i] + r02 * pz[i] + t0
+        y = r10 * px[i] + r11 * py[i] + r12 * pz[i] + t1
+        rz = 1.0 / max(z, near)
+        mx = fx * x * rz + cx
+        my = fy * y * rz + cy
+        s2rz2 = smax2[i] * rz * rz
+        e = ext[i]
+        bx = e * math.sqrt(kx * s2rz2 + EPS2D) + 1.001
+        by = e * math.sqrt(ky * s2rz2 + EPS2D) + 1.001
+        ok = (z >= near) & (z <= far) & (mx + bx > 0.0) & (mx - bx < W) & (my + by > 0.0) & (my - by < H)
+        flags[k] = 1 if ok else 0
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
+def _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf):
+    """gsplat's fused EWA projection of Gaussians idx[:nf] (branch-free) into tmp [14, BLOCK].
+
+    okf[k] = 1 where gsplat keeps Gaussian idx[k] (radii > 0). tmp rows: mx, my, conic a b c,
+    opacity, ln(255 o), support half-sizes hx hy, z, tile rect x0 y0 x1 y1.
+    """
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = cam[0], cam[1], cam[2], cam[3], cam[4], cam[5], cam[6], cam[7], cam[8]
+    t0, t1, t2 = cam[9], cam[10], cam[11]
+    fx, fy, cx, cy, W, H = cam[C_FX], cam[C_FY], cam[C_CX], cam[C_CY], cam[C_W], cam[C_H]
+    lxp, lxn, lyp, lyn, near, far = cam[C_LXP], cam[C_LXN], cam[C_LYP], cam[C_LYN], cam[C_NEAR], cam[C_FAR]
+    ntx = np.floor((W + (TILE - 1)) / TILE)
+    nty = np.floor((H + (TILE - 1)) / TILE)
+    for k in range(nf):
+        i = idx[k]
+        gx = px[i]
+        gy = py[i]
+        gz = pz[i]
+        z = r20 * gx + r21 * gy + r22 * gz + t2
+        x = r00 * gx + r01 * gy + r02 * gz + t0
+        y = r10 * gx + r11 * gy + r12 * gz + t1
+        rz = 1.0 / max(z, near)
+        mx = fx * x * rz + cx
+        my = fy * y * rz + cy
+        # Rows of J R: the pinhole Jacobian at the FOV-clamped direction times the view rotation.
+        xz = min(lxp, max(-lxn, x * rz))
+        yz = min(lyp, max(-lyn, y * rz))
+        f0 = fx * rz
+        f1 = fy * rz
+        a0x = f0 * (r00 - xz * r20)
+        a0y = f0 * (r01 - xz * r21)
+        a0z = f0 * (r02 - xz * r22)
+        a1x = f1 * (r10 - yz * r20)
+        a1y = f1 * (r11 - yz * r21)
+        a1z = f1 * (r12 - yz * r22)
+        sxx = cov6T[0, i]
+        sxy = cov6T[1, i]
+        sxz = cov6T[2, i]
+        syy = cov6T[3, i]
+        syz = cov6T[4, i]
+        szz = cov6T[5, i]
+        u0x = sxx * a0x + sxy * a0y + sxz * a0z
+        u0y = sxy * a0x + syy * a0y + syz * a0z
+        u0z = sxz * a0x + syz * a0y + szz * a0z
+        u1x = sxx * a1x + sxy * a1y + sxz * a1z
+        u1y = sxy * a1x + syy * a1y + syz * a1z
+        u1z = sxz * a1x + syz * a1y + szz * a1z
+        a = a0x * u0x + a0y * u0y + a0z * u0z + EPS2D
+        b = a1x * u0x + a1y * u0y + a1z * u0z
+        c = a1x * u1x + a1y * u1y + a1z * u1z + EPS2D
+        det = a * c - b * b
+        e = ext[i]
+        rx = np.ceil(e * math.sqrt(a))
+        ry = np.ceil(e * math.sqrt(c))
+        ok = ((z >= near) & (z <= far) & (det > 0.0) & ((rx > 0.0) | (ry > 0.0))
+              & (mx + rx > 0.0) & (mx - rx < W) & (my + ry > 0.0) & (my - ry < H))
+        okf[k] = 1 if ok else 0
+        idet = 1.0 / det
+        lo = lnop[i]
+        tmp[0, k] = mx
+        tmp[1, k] = my
+        tmp[2, k] = c * idet
+        tmp[3, k] = -b * idet
+        tmp[4, k] = a * idet
+        tmp[5, k] = opac[i]
+        tmp[6, k] = lo
+        # Exact support: alpha >= 1/255 needs sigma <= ln(255 o), i.e. |dx| <= sqrt(2 ln(255 o) a).
+        tmp[7, k] = math.sqrt(2.0 * lo * a)
+        tmp[8, k] = math.sqrt(2.0 * lo * c)
+        tmp[9, k] = z
+        tmp[10, k] = min(max(np.floor(mx / TILE - rx / TILE), 0.0), ntx)
+        tmp[11, k] = min(max(np.floor(my / TILE - ry / TILE), 0.0), nty)
+        tmp[12, k] = min(max(np.ceil(mx / TILE + rx / TILE), 0.0), ntx)
+        tmp[13, k] = min(max(np.ceil(my / TILE + ry / TILE), 0.0), nty)
+
+
+@njit(cache=True, error_model="numpy")
 def _sh_color(sh, g, dx, dy, dz, rec, k):
     """gsplat's SH evaluation (Sloan's form, degree 0..3) + 0.5, clamped at 0, into rec[k]."""
     nk = sh.shape[1]
@@ -214,50 +267,76 @@ def _sh_color(sh, g, dx, dy, dz, rec, k):
         rec[k, R_R + ch] = max(r + 0.5, 0.0)
 
 
+@njit(cache=True, error_model="numpy")
+def _project_range(lo, hi, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, rec, trect, keyf, k0, with_color):
+    """Project Gaussians [lo, hi) into rec / trect / keyf rows from k0 on, in index order; returns the count."""
+    px = posT[0]
+    py = posT[1]
+    pz = posT[2]
+    flags = np.empty(BLOCK, np.uint8)
+    idx = np.empty(BLOCK, np.int64)
+    okf = np.empty(BLOCK, np.uint8)
+    tmp = np.empty((14, BLOCK))
+    k = k0
+    for blk in range(lo, hi, BLOCK):
+        n = min(BLOCK, hi - blk)
+        _precull(px, py, pz, smax2, ext, cam, blk, n, flags)
+        nf = 0
+        for q in range(n):
+            if flags[q]:
+                idx[nf] = blk + q
+                nf += 1
+        if nf == 0:
+            continue
+        _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf)
+        for q in range(nf):
+            if okf[q] == 0:
+                continue
+            for f in range(R_Z + 1):
+                rec[k, f] = tmp[f, q]
+            for f in range(4):
+                trect[k, f] = np.int32(tmp[10 + f, q])
+            keyf[k] = np.float32(tmp[9, q])
+            if with_color:
+                i = idx[q]
+                _sh_color(sh, gid[i], px[i] - cam[C_PX], py[i] - cam[C_PY], pz[i] - cam[C_PZ], rec, k)
+            k += 1
+    return k - k0
+
+
 @njit(cache=True, parallel=True)
-def project_parallel(pos, cov6, opac, ext, lnop, smax2, gid, sh, cam, nchunks, rec, keyf, counts, with_color):
+def project_parallel(posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, nchunks, rec, trect, keyf, counts, with_color):
     """Project all Gaussians of one view; chunk c writes its survivors from row c*M//nchunks on."""
-    m = pos.shape[0]
+    m = posT.shape[1]
     for c in prange(nchunks):
         lo = c * m // nchunks
         hi = (c + 1) * m // nchunks
-        k = lo
-        for i in range(lo, hi):
-            if _project_one(i, pos, cov6, opac, ext, lnop, smax2, cam, rec, k):
-                keyf[k] = np.float32(rec[k, R_Z])
-                if with_color:
-                    _sh_color(sh, gid[i], pos[i, 0] - cam[C_PX], pos[i, 1] - cam[C_PY], pos[i, 2] - cam[C_PZ], rec, k)
-                k += 1
-        counts[c] = k - lo
+        counts[c] = _project_range(lo, hi, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, rec, trect, keyf, lo,
+                                   with_color)
 
 
 @njit(cache=True)
-def gather_rows(counts, m, nchunks):
-    """Row indices of the survivors of :func:`project_parallel`, in Gaussian index order."""
-    n = 0
-    for c in range(nchunks):
-        n += counts[c]
-    rows = np.empty(n, np.int32)
-    j = 0
-    for c in range(nchunks):
+def compact_chunks(counts, m, nchunks, rec, trect, keyf):
+    """Move the chunks' survivors of :func:`project_parallel` together (rows 0..n-1); returns n."""
+    n = counts[0]
+    for c in range(1, nchunks):
         lo = c * m // nchunks
         for r in range(lo, lo + counts[c]):
-            rows[j] = r
-            j += 1
-    return rows
+            rec[n] = rec[r]
+            trect[n] = trect[r]
+            keyf[n] = keyf[r]
+            n += 1
+    return n
 
 
 @njit(cache=True)
-def _radix_sort_rows(keyf, rows):
-    """Stable sort of ``rows`` by the float32 depth bits keyf[row] (positive floats sort as uint32)."""
-    n = rows.shape[0]
+def _radix_order(keyf, n):
+    """Stable argsort of keyf[:n] by float32 bits (positive floats sort as uint32), LSD radix."""
     keys = keyf.view(np.uint32)
-    ka = np.empty(n, np.uint32)
+    ka = keys[:n].copy()
     kb = np.empty(n, np.uint32)
-    ra = rows.copy()
+    ra = np.arange(n).astype(np.int32)
     rb = np.empty(n, np.int32)
-    for i in range(n):
-        ka[i] = keys[ra[i]]
     hist = np.empty(RADIX_SIZE, np.int64)
     for shift in range(0, 32, RADIX_BITS):
         hist[:] = 0
@@ -282,194 +361,216 @@ def _radix_sort_rows(keyf, rows):
 
 
 @njit(cache=True)
-def sort_and_bin(rec, keyf, rows, ntx, nty):
-    """Depth-sort the visible rows and scatter them into per-tile lists (each list depth-sorted).
+def sort_and_bin(rec, trect, keyf, n, ntx, nty, srec):
+    """Depth-sort rows 0..n-1 into srec and scatter them into per-tile lists (each front to back).
 
     Returns:
-        (offsets int64 [ntiles + 1], lists int32 [n_isect]) with tile t's rows at
-        lists[offsets[t]:offsets[t + 1]], front to back.
+        (offsets int64 [ntiles + 1], lists int32 [n_isect]): tile t's srec rows are
+        lists[offsets[t]:offsets[t + 1]], increasing (= front to back).
     """
-    order = _radix_sort_rows(keyf, rows)
+    order = _radix_order(keyf, n)
     ntiles = ntx * nty
     offsets = np.zeros(ntiles + 1, np.int64)
-    for r in order:
-        for ty in range(int(rec[r, R_TY0]), int(rec[r, R_TY1])):
-            for tx in range(int(rec[r, R_TX0]), int(rec[r, R_TX1])):
+    srect = np.empty((n, 4), np.int32)
+    for s in range(n):
+        r = order[s]
+        srec[s] = rec[r]
+        srect[s] = trect[r]
+        for ty in range(srect[s, 1], srect[s, 3]):
+            for tx in range(srect[s, 0], srect[s, 2]):
                 offsets[ty * ntx + tx + 1] += 1
     for t in range(ntiles):
         offsets[t + 1] += offsets[t]
     fill = offsets[:-1].copy()
     lists = np.empty(offsets[ntiles], np.int32)
-    for r in order:
-        for ty in range(int(rec[r, R_TY0]), int(rec[r, R_TY1])):
-            for tx in range(int(rec[r, R_TX0]), int(rec[r, R_TX1])):
+    for s in range(n):
+        for ty in range(srect[s, 1], srect[s, 3]):
+            for tx in range(srect[s, 0], srect[s, 2]):
                 t = ty * ntx + tx
-                lists[fill[t]] = r
+                lists[fill[t]] = s
                 fill[t] += 1
     return offsets, lists
 
 
-# exp(-s) = exp(-s/8)^8 with exp(-s/8) = exp(-3/8) * exp(-u), u = s/8 - 3/8 in [-3/8, 3/8] for s in
-# [0, 6], by Taylor to degree 12 (truncation < 5e-16; ~5e-15 relative after the squarings). A
-# polynomial instead of math.exp lets LLVM vectorize the per-row alpha loop.
-_E38 = math.exp(-0.375)
-_EXP_C = tuple((-1.0) ** k / math.factorial(k) * _E38 for k in range(13))
-SIGMA_CLAMP = 6.0  # > ln(255) >= every Gaussian's sigma cut-off
-
-
 @njit(cache=True, inline="always")
-def _exp_neg(s):
-    """exp(-s) for s in [0, SIGMA_CLAMP] (callers clamp), relative error ~5e-15."""
-    u = s * 0.125 - 0.375
-    c = _EXP_C
-    e = c[12]
-    e = e * u + c[11]
-    e = e * u + c[10]
-    e = e * u + c[9]
-    e = e * u + c[8]
-    e = e * u + c[7]
-    e = e * u + c[6]
-    e = e * u + c[5]
-    e = e * u + c[4]
-    e = e * u + c[3]
-    e = e * u + c[2]
-    e = e * u + c[1]
-    e = e * u + c[0]
-    e = e * e
-    e = e * e
-    return e * e
+def _window(rec, j, x0, y0, x1, y1, W, H):
+    """Rows [gy0, gy1] and CHUNK columns [c0, c1] of the tile that meet Gaussian j's support box."""
+    mx = rec[j, R_MX]
+    my = rec[j, R_MY]
+    hx = rec[j, R_HX]
+    hy = rec[j, R_HY]
+    gy0 = max(y0, int(math.ceil(max(my - hy - 0.5 - 1e-3, -1.0))))
+    gy1 = min(y1 - 1, int(math.floor(min(my + hy - 0.5 + 1e-3, H + 1.0))))
+    gx0 = max(x0, int(math.ceil(max(mx - hx - 0.5 - 1e-3, -1.0))))
+    gx1 = min(x1 - 1, int(math.floor(min(mx + hx - 0.5 + 1e-3, W + 1.0))))
+    if gx0 > gx1:
+        gy1 = gy0 - 1
+    return gy0, gy1, (gx0 - x0) // CHUNK, (gx1 - x0) // CHUNK
 
 
-@njit(cache=True, inline="always")
-def _row_alphas(n, x_first, mxh, ca, cbdy, ccdy2, op, sbuf, abuf):
-    """sigma and alpha of ``n`` consecutive pixels of one row (branch-free, so it vectorizes)."""
-    for i in range(n):
-        dx = mxh - (x_first + i)
-        sigma = 0.5 * (ca * dx * dx + ccdy2) + cbdy * dx
-        sbuf[i] = sigma
-        abuf[i] = min(MAX_ALPHA, op * _exp_neg(min(max(sigma, 0.0), SIGMA_CLAMP)))
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
+    """Front-to-back compositing of tile ``t``; writes its pixels of rgb [H, W, 3], depth, alpha [H, W].
 
-
-@njit(cache=True)
-def raster_tile(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, with_color, depth_min_alpha):
-    """Front-to-back compositing of tile ``t``; writes its pixels of rgb/depth/alpha ([H, W(, 3)])."""
+    Branch-free over CHUNK-pixel row pieces so LLVM vectorizes it. The state is one array so the
+    vectorizer sees no aliasing: st[p] = transmittance T (negated once the pixel is done),
+    st[256 + p], st[512 + p], st[768 + p] = colour sums, st[1024 + p] = depth sum.
+    """
     x0 = (t % ntx) * TILE
     y0 = (t // ntx) * TILE
     x1 = min(x0 + TILE, W)
     y1 = min(y0 + TILE, H)
-    npix = (x1 - x0) * (y1 - y0)
-    T = np.ones(TILE * TILE)
-    acc = np.zeros((4, TILE * TILE))
-    done = np.zeros(TILE * TILE, np.bool_)
-    sbuf = np.empty(TILE)
-    abuf = np.empty(TILE)
+    xw = x1 - x0
+    npix = xw * (y1 - y0)
+    st = np.zeros(5 * TILE * TILE)
+    st[: TILE * TILE] = 1.0
+    rowdone = np.zeros(TILE, np.int64)
     ndone = 0
     for q in range(offsets[t], offsets[t + 1]):
         if ndone >= npix:
             break
         j = lists[q]
-        mx = rec[j, R_MX]
-        my = rec[j, R_MY]
-        hy = rec[j, R_HY]
-        gy0 = max(y0, int(math.ceil(max(my - hy - 0.5 - 1e-3, -1.0))))
-        gy1 = min(y1 - 1, int(math.floor(min(my + hy - 0.5 + 1e-3, H + 1.0))))
-        if gy0 > gy1:
-            continue
+        gy0, gy1, c0, c1 = _window(rec, j, x0, y0, x1, y1, W, H)
         ca = rec[j, R_CA]
         cb = rec[j, R_CB]
         cc = rec[j, R_CC]
         op = rec[j, R_OP]
-        lnop = rec[j, R_LNOP]
-        # sigma above ln(255 o) means alpha < 1/255; the margin keeps this exact despite rounding.
-        sig_max = lnop + 1e-9
-        det_c = ca * cc - cb * cb
+        # sigma above ln(255 o) means alpha < 1/255 (the reference's test, up to 1 ulp).
+        sig_max = rec[j, R_LNOP] + 1e-9
         cr = rec[j, R_R]
         cg = rec[j, R_G]
         cbl = rec[j, R_B]
         zj = rec[j, R_Z]
-        mxh = mx - 0.5
+        my = rec[j, R_MY]
+        mxl = rec[j, R_MX] - 0.5 - x0
         for py in range(gy0, gy1 + 1):
-            dy = my - (py + 0.5)
-            # Row span of the ellipse sigma <= ln(255 o): 0.5 ca dx^2 + cb dy dx + 0.5 cc dy^2 <= L.
-            disc = 2.0 * ca * lnop - dy * dy * det_c
-            if disc < 0.0:
-                disc = 0.0
-            r = math.sqrt(disc) / ca
-            cen = -cb * dy / ca
-            margin = 1e-3 + 1e-9 * (abs(r) + abs(cen))
-            gx0 = max(x0, int(math.ceil(max(mxh - cen - r - margin, -1.0))))
-            gx1 = min(x1 - 1, int(math.floor(min(mxh - cen + r + margin, W + 1.0))))
-            n = gx1 - gx0 + 1
-            if n <= 0:
+            r = py - y0
+            if rowdone[r] >= xw:
                 continue
-            _row_alphas(n, gx0, mxh, ca, cb * dy, cc * dy * dy, op, sbuf, abuf)
-            base = (py - y0) * TILE - x0
-            for i in range(n):
-                p = base + gx0 + i
-                if done[p]:
-                    continue
-                sigma = sbuf[i]
-                a = abuf[i]
-                if sigma > sig_max or sigma < 0.0 or a < ALPHA_THR:
-                    continue
-                tp = T[p]
-                nt = tp * (1.0 - a)
-                if nt <= T_MIN:
-                    done[p] = True
-                    ndone += 1
-                    continue
-                if with_color:
-                    w = a * tp
-                    acc[0, p] += w * cr
-                    acc[1, p] += w * cg
-                    acc[2, p] += w * cbl
-                    acc[3, p] += w * zj
-                T[p] = nt
+            dy = my - (py + 0.5)
+            cbdy = cb * dy
+            ccdy2 = cc * dy * dy
+            base = np.uint64(r * TILE)
+            nfin = 0
+            for ch in range(c0, c1 + 1):
+                for k in range(CHUNK):
+                    i = ch * CHUNK + k
+                    p = base + np.uint64(i)
+                    dx = mxl - i
+                    sigma = 0.5 * (ca * dx * dx + ccdy2) + cbdy * dx
+                    a = min(MAX_ALPHA, op * _exp_neg(min(max(sigma, 0.0), SIGMA_CLAMP)))
+                    tp = st[p]
+                    nt = tp * (1.0 - a)
+                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0)
+                    fin = ok & (nt <= T_MIN)
+                    add = ok & (nt > T_MIN)
+                    w = a * tp if add else 0.0
+                    st[p + _U256] += w * cr
+                    st[p + _U512] += w * cg
+                    st[p + _U768] += w * cbl
+                    st[p + _U1024] += w * zj
+                    st[p] = nt if add else (-tp if fin else tp)
+                    nfin += 1 if (fin & (i < xw)) else 0
+            rowdone[r] += nfin
+            ndone += nfin
     for py in range(y0, y1):
         for px in range(x0, x1):
             p = (py - y0) * TILE + (px - x0)
-            tp = T[p]
+            tp = abs(st[p])
             al = 1.0 - tp
             alpha[py, px] = al
-            if with_color:
-                rgb[py, px, 0] = acc[0, p] + tp * bg[0]
-                rgb[py, px, 1] = acc[1, p] + tp * bg[1]
-                rgb[py, px, 2] = acc[2, p] + tp * bg[2]
-                if al >= depth_min_alpha:
-                    depth[py, px] = acc[3, p] / max(al, 1e-10)
-                else:
-                    depth[py, px] = np.nan
+            rgb[py, px, 0] = st[256 + p] + tp * bg[0]
+            rgb[py, px, 1] = st[512 + p] + tp * bg[1]
+            rgb[py, px, 2] = st[768 + p] + tp * bg[2]
+            if al >= depth_min_alpha:
+                depth[py, px] = st[1024 + p] / max(al, 1e-10)
+            else:
+                depth[py, px] = np.nan
+
+
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
+    """Alpha-only twin of :func:`raster_tile_rgb` (same decisions, no colour or depth sums)."""
+    x0 = (t % ntx) * TILE
+    y0 = (t // ntx) * TILE
+    x1 = min(x0 + TILE, W)
+    y1 = min(y0 + TILE, H)
+    xw = x1 - x0
+    npix = xw * (y1 - y0)
+    st = np.ones(TILE * TILE)
+    rowdone = np.zeros(TILE, np.int64)
+    ndone = 0
+    for q in range(offsets[t], offsets[t + 1]):
+        if ndone >= npix:
+            break
+        j = lists[q]
+        gy0, gy1, c0, c1 = _window(rec, j, x0, y0, x1, y1, W, H)
+        ca = rec[j, R_CA]
+        cb = rec[j, R_CB]
+        cc = rec[j, R_CC]
+        op = rec[j, R_OP]
+        sig_max = rec[j, R_LNOP] + 1e-9
+        my = rec[j, R_MY]
+        mxl = rec[j, R_MX] - 0.5 - x0
+        for py in range(gy0, gy1 + 1):
+            r = py - y0
+            if rowdone[r] >= xw:
+                continue
+            dy = my - (py + 0.5)
+            cbdy = cb * dy
+            ccdy2 = cc * dy * dy
+            base = np.uint64(r * TILE)
+            nfin = 0
+            for ch in range(c0, c1 + 1):
+                for k in range(CHUNK):
+                    i = ch * CHUNK + k
+                    p = base + np.uint64(i)
+                    dx = mxl - i
+                    sigma = 0.5 * (ca * dx * dx + ccdy2) + cbdy * dx
+                    a = min(MAX_ALPHA, op * _exp_neg(min(max(sigma, 0.0), SIGMA_CLAMP)))
+                    tp = st[p]
+                    nt = tp * (1.0 - a)
+                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0)
+                    fin = ok & (nt <= T_MIN)
+                    add = ok & (nt > T_MIN)
+                    st[p] = nt if add else (-tp if fin else tp)
+                    nfin += 1 if (fin & (i < xw)) else 0
+            rowdone[r] += nfin
+            ndone += nfin
+    for py in range(y0, y1):
+        for px in range(x0, x1):
+            alpha[py, px] = 1.0 - abs(st[(py - y0) * TILE + (px - x0)])
 
 
 @njit(cache=True, parallel=True)
-def raster_parallel(rec, lists, offsets, tile_order, W, H, ntx, bg, rgb, depth, alpha, with_color, depth_min_alpha):
+def raster_parallel_rgb(rec, lists, offsets, tile_order, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
     """All tiles of one view, in parallel (``tile_order`` interleaves tiles to balance threads)."""
     for i in prange(tile_order.shape[0]):
-        raster_tile(tile_order[i], rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, with_color, depth_min_alpha)
+        raster_tile_rgb(tile_order[i], rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha)
 
 
 @njit(cache=True, parallel=True)
-def coverage_many(pos, cov6, opac, ext, lnop, smax2, cams, W, H, nchunks, out):
+def raster_parallel_alpha(rec, lists, offsets, tile_order, W, H, ntx, alpha):
+    """Alpha of all tiles of one view, in parallel."""
+    for i in prange(tile_order.shape[0]):
+        raster_tile_alpha(tile_order[i], rec, lists, offsets, W, H, ntx, alpha)
+
+
+@njit(cache=True, parallel=True)
+def coverage_many(posT, cov6T, opac, ext, lnop, smax2, gid, sh, cams, W, H, nchunks, out):
     """Alpha of many views, one view per thread at a time (views interleaved across chunks)."""
-    m = pos.shape[0]
+    m = posT.shape[1]
     nviews = cams.shape[0]
     ntx = (W + TILE - 1) // TILE
     nty = (H + TILE - 1) // TILE
-    bg = np.zeros(3)
     for c in prange(nchunks):
         rec = np.empty((m, NREC))
+        srec = np.empty((m, NREC))
+        trect = np.empty((m, 4), np.int32)
         keyf = np.empty(m, np.float32)
-        dummy_rgb = np.empty((1, 1, 3), np.float32)
-        dummy_depth = np.empty((1, 1), np.float32)
         for v in range(c, nviews, nchunks):
-            cam = cams[v]
-            n = 0
-            for i in range(m):
-                if _project_one(i, pos, cov6, opac, ext, lnop, smax2, cam, rec, n):
-                    keyf[n] = np.float32(rec[n, R_Z])
-                    n += 1
-            rows = np.arange(n).astype(np.int32)
-            offsets, lists = sort_and_bin(rec, keyf, rows, ntx, nty)
+            n = _project_range(0, m, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cams[v], rec, trect, keyf, 0, False)
+            offsets, lists = sort_and_bin(rec, trect, keyf, n, ntx, nty, srec)
             alpha = out[v]
             for t in range(ntx * nty):
-                raster_tile(t, rec, lists, offsets, W, H, ntx, bg, dummy_rgb, dummy_depth, alpha, False, 0.5)
+                raster_tile_alpha(t, srec, lists, offsets, W, H, ntx, alpha)

@@ -39,8 +39,8 @@ _PRECULL_SAFETY = 1.01
 class _PreparedWorld(NamedTuple):
     """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255), float64."""
 
-    pos: NDArray[np.float64]  # [M, 3]
-    cov6: NDArray[np.float64]  # [M, 6] xx xy xz yy yz zz
+    posT: NDArray[np.float64]  # [3, M] means, one row per axis
+    cov6T: NDArray[np.float64]  # [6, M] covariance xx xy xz yy yz zz
     opac: NDArray[np.float64]  # [M]
     ext: NDArray[np.float64]  # [M] box half-size in sigmas, min(3.33, sqrt(2 ln(255 o)))
     lnop: NDArray[np.float64]  # [M] ln(255 o)
@@ -51,18 +51,17 @@ class _PreparedWorld(NamedTuple):
 
 def _prepare(world: GaussianWorld) -> _PreparedWorld:
     n = len(world)
-    pos, cov6 = np.empty((n, 3)), np.empty((n, 6))
+    posT, cov6T = np.empty((3, n)), np.empty((6, n))
     opac, ext, lnop, smax2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     if n:
         K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits,
-                        pos, cov6, opac, ext, lnop, smax2)
+                        posT, cov6T, opac, ext, lnop, smax2)
     keep = ext >= 0.0
     if keep.all():
-        gid = np.arange(n, dtype=np.int64)
-    else:
-        gid = np.nonzero(keep)[0].astype(np.int64)
-        pos, cov6, opac, ext, lnop, smax2 = (np.ascontiguousarray(a[keep]) for a in (pos, cov6, opac, ext, lnop, smax2))
-    return _PreparedWorld(pos, cov6, opac, ext, lnop, smax2, gid, world.sh)
+        return _PreparedWorld(posT, cov6T, opac, ext, lnop, smax2, np.arange(n, dtype=np.int64), world.sh)
+    gid = np.nonzero(keep)[0].astype(np.int64)
+    return _PreparedWorld(np.ascontiguousarray(posT[:, keep]), np.ascontiguousarray(cov6T[:, keep]),
+                          *(np.ascontiguousarray(a[keep]) for a in (opac, ext, lnop, smax2)), gid, world.sh)
 
 
 def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -94,6 +93,17 @@ def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: 
     return cam
 
 
+class _Buffers:
+    """Scratch arrays for one render/coverage call, sized for M Gaussians (rows are touched as used)."""
+
+    def __init__(self, m: int) -> None:
+        self.rec = np.empty((m, K.NREC))
+        self.srec = np.empty((m, K.NREC))
+        self.trect = np.empty((m, 4), np.int32)
+        self.keyf = np.empty(m, np.float32)
+        self.counts = np.zeros(256, np.int64)
+
+
 def _tile_order(ntiles: int) -> NDArray[np.int64]:
     # A fixed shuffle: prange hands each thread a contiguous block, and neighbouring tiles cost alike
     # (sky vs. floor), so shuffling balances the threads.
@@ -122,6 +132,17 @@ class CpuRenderer:
                     self._cache.clear()
                 self._cache[world] = p
             return p
+
+    @staticmethod
+    def _bin_view(
+        p: _PreparedWorld, cam: NDArray[np.float64], nchunks: int, buf: _Buffers, ntx: int, nty: int, with_color: bool
+    ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+        """Project (parallel), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
+        m = p.posT.shape[1]
+        K.project_parallel(p.posT, p.cov6T, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cam, nchunks, buf.rec, buf.trect,
+                           buf.keyf, buf.counts[:nchunks], with_color)
+        n = K.compact_chunks(buf.counts[:nchunks], m, nchunks, buf.rec, buf.trect, buf.keyf)
+        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, n, ntx, nty, buf.srec)  # type: ignore[no-any-return]
 
     def render(
         self,
@@ -152,7 +173,7 @@ class CpuRenderer:
         depth = np.empty((B, H, W), np.float32)
         alpha = np.empty((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.pos.shape[0]
+        m = p.posT.shape[1]
         if m == 0 or B == 0:
             rgb[:] = bg.astype(np.float32)
             depth[:] = np.nan
@@ -162,17 +183,12 @@ class CpuRenderer:
         ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
         order = _tile_order(ntx * nty)
         nchunks = 4 * _num_threads()
-        rec = np.empty((m, K.NREC))
-        keyf = np.empty(m, np.float32)
-        counts = np.zeros(nchunks, np.int64)
+        buf = _Buffers(m)
         for b in range(B):
             cam = camera_vector(intrinsics, V[b], T[b, :3, 3])
-            K.project_parallel(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cam, nchunks, rec, keyf,
-                               counts, True)
-            rows = K.gather_rows(counts, m, nchunks)
-            offsets, lists = K.sort_and_bin(rec, keyf, rows, ntx, nty)
-            K.raster_parallel(rec, lists, offsets, order, W, H, ntx, bg, rgb[b], depth[b], alpha[b], True,
-                              DEPTH_MIN_ALPHA)
+            offsets, lists = self._bin_view(p, cam, nchunks, buf, ntx, nty, with_color=True)
+            K.raster_parallel_rgb(buf.srec, lists, offsets, order, W, H, ntx, bg, rgb[b], depth[b], alpha[b],
+                                  DEPTH_MIN_ALPHA)
         return RenderOutput(rgb, depth, alpha)
 
     def coverage(
@@ -192,31 +208,24 @@ class CpuRenderer:
         B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
         out = np.zeros((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.pos.shape[0]
+        m = p.posT.shape[1]
         if m == 0 or B == 0:
             return out
         V = invert_transform(T)
         cams = np.stack([camera_vector(intrinsics, V[b], T[b, :3, 3]) for b in range(B)])
         nthreads = _num_threads()
         if B >= 2 * nthreads:
-            K.coverage_many(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, cams, W, H, min(B, 2 * nthreads), out)
+            K.coverage_many(p.posT, p.cov6T, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cams, W, H,
+                            min(B, 2 * nthreads), out)
             return out
         # Few poses: parallelize inside each view instead.
         ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
         order = _tile_order(ntx * nty)
         nchunks = 4 * nthreads
-        rec = np.empty((m, K.NREC))
-        keyf = np.empty(m, np.float32)
-        counts = np.zeros(nchunks, np.int64)
-        dummy_rgb = np.empty((1, 1, 3), np.float32)
-        dummy_depth = np.empty((1, 1), np.float32)
+        buf = _Buffers(m)
         for b in range(B):
-            K.project_parallel(p.pos, p.cov6, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cams[b], nchunks, rec, keyf,
-                               counts, False)
-            rows = K.gather_rows(counts, m, nchunks)
-            offsets, lists = K.sort_and_bin(rec, keyf, rows, ntx, nty)
-            K.raster_parallel(rec, lists, offsets, order, W, H, ntx, np.zeros(3), dummy_rgb, dummy_depth, out[b], False,
-                              DEPTH_MIN_ALPHA)
+            offsets, lists = self._bin_view(p, cams[b], nchunks, buf, ntx, nty, with_color=False)
+            K.raster_parallel_alpha(buf.srec, lists, offsets, order, W, H, ntx, out[b])
         return out
 
 
