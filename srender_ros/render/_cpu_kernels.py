@@ -28,6 +28,10 @@ from numba import njit, prange
 R_MX, R_MY, R_CA, R_CB, R_CC, R_OP, R_LNOP, R_HX, R_HY, R_Z, R_R, R_G, R_B = range(13)
 NREC = 13
 
+# Per-world data: one float64 array G [NG, M], Gaussians in spatial (Morton) order.
+G_PX, G_PY, G_PZ, G_XX, G_XY, G_XZ, G_YY, G_YZ, G_ZZ, G_OP, G_EXT, G_LNOP, G_SMAX2 = range(13)
+NG = 13
+
 # Camera parameter vector layout (float64).
 C_R = 0  # 9 entries, world-to-camera rotation row-major
 C_T = 9  # 3 entries, world-to-camera translation
@@ -36,7 +40,10 @@ C_LXP, C_LXN, C_LYP, C_LYN = 18, 19, 20, 21
 C_KX, C_KY = 22, 23  # conservative pre-cull factors fx^2 (1 + lim_x^2), fy^2 (1 + lim_y^2)
 C_PX, C_PY, C_PZ = 24, 25, 26  # camera centre in the world (SH directions)
 C_NEAR, C_FAR = 27, 28
-NCAM = 29
+C_PLANES = 29  # 4 x (world normal xyz, offset, |normal|, rho factor) of the widened image borders
+NCAM = C_PLANES + 24
+#: Pixel margin of the block test: ext sqrt(eps2d) + 1 (ceil) <= 3.33 * 0.548 + 1.001 < 2.9.
+BLOCK_MARGIN_PX = 2.9
 
 TILE = 16
 EPS2D = 0.3
@@ -46,7 +53,7 @@ T_MIN = 1e-4
 EXTEND = 3.33
 RADIX_BITS = 11
 RADIX_SIZE = 1 << RADIX_BITS
-BLOCK = 256  # Gaussians per pre-cull / projection block
+BLOCK = 256  # Gaussians per culling / projection block
 CHUNK = 8  # pixels composited per vector step (two AVX2 float64 vectors: enough independent work)
 SIGMA_CLAMP = 6.0  # > ln(255) >= every Gaussian's sigma cut-off
 # Unsigned offsets into the tile state: numba skips negative-index wraparound for unsigned indices,
@@ -79,9 +86,10 @@ def _exp_neg(s):
 
 
 @njit(cache=True, parallel=True)
-def prepare_world(means, quats, log_scales, logits, posT, cov6T, opac, ext, lnop, smax2):
-    """Per-world constants: float64 means [3, N], covariance (xx xy xz yy yz zz) [6, N], opacity terms."""
-    for i in prange(means.shape[0]):
+def prepare_world(means, quats, log_scales, logits, order, G):
+    """Per-world constants of Gaussians order[k] into column k of G [NG, M] (float64)."""
+    for k in prange(order.shape[0]):
+        i = order[k]
         w = np.float64(quats[i, 0])
         x = np.float64(quats[i, 1])
         y = np.float64(quats[i, 2])
@@ -106,61 +114,84 @@ def prepare_world(means, quats, log_scales, logits, posT, cov6T, opac, ext, lnop
         m00, m01, m02 = r00 * s0, r01 * s1, r02 * s2
         m10, m11, m12 = r10 * s0, r11 * s1, r12 * s2
         m20, m21, m22 = r20 * s0, r21 * s1, r22 * s2
-        cov6T[0, i] = m00 * m00 + m01 * m01 + m02 * m02
-        cov6T[1, i] = m00 * m10 + m01 * m11 + m02 * m12
-        cov6T[2, i] = m00 * m20 + m01 * m21 + m02 * m22
-        cov6T[3, i] = m10 * m10 + m11 * m11 + m12 * m12
-        cov6T[4, i] = m10 * m20 + m11 * m21 + m12 * m22
-        cov6T[5, i] = m20 * m20 + m21 * m21 + m22 * m22
-        smax2[i] = max(s0 * s0, s1 * s1, s2 * s2)
-        posT[0, i] = np.float64(means[i, 0])
-        posT[1, i] = np.float64(means[i, 1])
-        posT[2, i] = np.float64(means[i, 2])
+        G[G_PX, k] = np.float64(means[i, 0])
+        G[G_PY, k] = np.float64(means[i, 1])
+        G[G_PZ, k] = np.float64(means[i, 2])
+        G[G_XX, k] = m00 * m00 + m01 * m01 + m02 * m02
+        G[G_XY, k] = m00 * m10 + m01 * m11 + m02 * m12
+        G[G_XZ, k] = m00 * m20 + m01 * m21 + m02 * m22
+        G[G_YY, k] = m10 * m10 + m11 * m11 + m12 * m12
+        G[G_YZ, k] = m10 * m20 + m11 * m21 + m12 * m22
+        G[G_ZZ, k] = m20 * m20 + m21 * m21 + m22 * m22
+        G[G_SMAX2, k] = max(s0 * s0, s1 * s1, s2 * s2)
         o = 1.0 / (1.0 + math.exp(-np.float64(logits[i])))
-        opac[i] = o
-        if o < ALPHA_THR:
-            ext[i] = -1.0
-            lnop[i] = -1.0
-        else:
-            lo = math.log(o / ALPHA_THR)
-            lnop[i] = lo
-            ext[i] = min(EXTEND, math.sqrt(2.0 * lo))
+        G[G_OP, k] = o
+        # Callers pass only Gaussians with o >= 1/255 (the rest are always culled).
+        lo = math.log(o / ALPHA_THR)
+        G[G_LNOP, k] = lo
+        G[G_EXT, k] = min(EXTEND, math.sqrt(2.0 * lo))
 
 
-@njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
-def _precull(px, py, pz, smax2, ext, cam, lo, n, flags):
-    """flags[k] = 0 where Gaussian lo + k is certainly culled in this view (branch-free).
+@njit(cache=True)
+def block_bounds(G):
+    """Bounding spheres of BLOCK consecutive Gaussians: [nb, 5] centre xyz, radius, max ext * s_max."""
+    m = G.shape[1]
+    nb = (m + BLOCK - 1) // BLOCK
+    out = np.zeros((nb, 5))
+    for b in range(nb):
+        lo = b * BLOCK
+        hi = min(m, lo + BLOCK)
+        mn = np.full(3, np.inf)
+        mxv = np.full(3, -np.inf)
+        for i in range(lo, hi):
+            for a in range(3):
+                mn[a] = min(mn[a], G[a, i])
+                mxv[a] = max(mxv[a], G[a, i])
+        c = 0.5 * (mn + mxv)
+        r2 = 0.0
+        se = 0.0
+        for i in range(lo, hi):
+            d2 = (G[0, i] - c[0]) ** 2 + (G[1, i] - c[1]) ** 2 + (G[2, i] - c[2]) ** 2
+            r2 = max(r2, d2)
+            se = max(se, G[G_EXT, i] * math.sqrt(G[G_SMAX2, i]))
+        out[b, 0:3] = c
+        out[b, 3] = math.sqrt(r2) * (1.0 + 1e-9) + 1e-9
+        out[b, 4] = se
+    return out
 
-    Conservative: behind the near plane / beyond the far plane, or a box bound that lies off-image.
-    The bound: the 2D variance along x is a0^T Sigma a0 <= |a0|^2 s_max^2 with a0 = row 0 of J R and
-    |a0|^2 <= (fx / z)^2 (1 + lim_x^2) = C_KX / z^2, so rx < ext sqrt(C_KX s_max^2 / z^2 + eps2d) + 1.
+
+@njit(cache=True, inline="always")
+def _block_visible(bounds, b, cam):
+    """False when no Gaussian of block b can pass :func:`_project_block` (conservative sphere test).
+
+    Per plane of the image border, widened by a pixel margin, in camera coordinates:
+    u + rx <= 0 follows from x + rho + z (cx + margin) / fx <= 0 with rho = ext s_max sqrt(C_KX) / fx
+    (see :func:`_project_block` for the radius bound), and the same for the other three borders.
     """
-    r00, r01, r02, r10, r11, r12, r20, r21, r22 = cam[0], cam[1], cam[2], cam[3], cam[4], cam[5], cam[6], cam[7], cam[8]
-    t0, t1, t2 = cam[9], cam[10], cam[11]
-    fx, fy, cx, cy, W, H = cam[C_FX], cam[C_FY], cam[C_CX], cam[C_CY], cam[C_W], cam[C_H]
-    kx, ky, near, far = cam[C_KX], cam[C_KY], cam[C_NEAR], cam[C_FAR]
-    for k in range(n):
-        i = lo + k
-        z = r20 * px[i] + r21 * py[i] + r22 * pz[i] + t2
-        x = r00 * px[i] + r01 * py[i] + r02 * pz[i] + t0
-        y = r10 * px[i] + r11 * py[i] + r12 * pz[i] + t1
-        rz = 1.0 / max(z, near)
-        mx = fx * x * rz + cx
-        my = fy * y * rz + cy
-        s2rz2 = smax2[i] * rz * rz
-        e = ext[i]
-        bx = e * math.sqrt(kx * s2rz2 + EPS2D) + 1.001
-        by = e * math.sqrt(ky * s2rz2 + EPS2D) + 1.001
-        ok = (z >= near) & (z <= far) & (mx + bx > 0.0) & (mx - bx < W) & (my + by > 0.0) & (my - by < H)
-        flags[k] = 1 if ok else 0
+    c0 = bounds[b, 0]
+    c1 = bounds[b, 1]
+    c2 = bounds[b, 2]
+    rad = bounds[b, 3]
+    se = bounds[b, 4]
+    zc = cam[6] * c0 + cam[7] * c1 + cam[8] * c2 + cam[11]
+    if zc + rad < cam[C_NEAR] or zc - rad > cam[C_FAR]:
+        return False
+    for q in range(4):
+        o = C_PLANES + 6 * q
+        d = cam[o] * c0 + cam[o + 1] * c1 + cam[o + 2] * c2 + cam[o + 3]
+        if d + cam[o + 4] * rad + cam[o + 5] * se <= 0.0:
+            return False
+    return True
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy", inline="always")
-def _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf):
-    """gsplat's fused EWA projection of Gaussians idx[:nf] (branch-free) into tmp [14, BLOCK].
+def _project_block(gf, m, lo, n, cam, tmp):
+    """gsplat's fused EWA projection of Gaussians lo..lo+n-1, branch-free (vectorizes), into tmp.
 
-    okf[k] = 1 where gsplat keeps Gaussian idx[k] (radii > 0). tmp rows: mx, my, conic a b c,
-    opacity, ln(255 o), support half-sizes hx hy, z, tile rect x0 y0 x1 y1.
+    ``gf`` is G flattened (row f at f*m), ``tmp`` is [15 * BLOCK] with rows: mx, my, conic a b c,
+    opacity, ln(255 o), support half-sizes hx hy, z, tile rect x0 y0 x1 y1, keep flag (1.0 where
+    gsplat keeps the Gaussian: radii > 0). One load and one store array keep LLVM's alias checks
+    cheap enough to vectorize; unsigned indices avoid numba's negative-index wraparound.
     """
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = cam[0], cam[1], cam[2], cam[3], cam[4], cam[5], cam[6], cam[7], cam[8]
     t0, t1, t2 = cam[9], cam[10], cam[11]
@@ -168,11 +199,15 @@ def _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf):
     lxp, lxn, lyp, lyn, near, far = cam[C_LXP], cam[C_LXN], cam[C_LYP], cam[C_LYN], cam[C_NEAR], cam[C_FAR]
     ntx = np.floor((W + (TILE - 1)) / TILE)
     nty = np.floor((H + (TILE - 1)) / TILE)
-    for k in range(nf):
-        i = idx[k]
-        gx = px[i]
-        gy = py[i]
-        gz = pz[i]
+    um = np.uint64(m)
+    ub = np.uint64(BLOCK)
+    base = np.uint64(lo)
+    for k in range(n):
+        i = base + np.uint64(k)
+        uk = np.uint64(k)
+        gx = gf[i]
+        gy = gf[um + i]
+        gz = gf[np.uint64(2) * um + i]
         z = r20 * gx + r21 * gy + r22 * gz + t2
         x = r00 * gx + r01 * gy + r02 * gz + t0
         y = r10 * gx + r11 * gy + r12 * gz + t1
@@ -190,12 +225,12 @@ def _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf):
         a1x = f1 * (r10 - yz * r20)
         a1y = f1 * (r11 - yz * r21)
         a1z = f1 * (r12 - yz * r22)
-        sxx = cov6T[0, i]
-        sxy = cov6T[1, i]
-        sxz = cov6T[2, i]
-        syy = cov6T[3, i]
-        syz = cov6T[4, i]
-        szz = cov6T[5, i]
+        sxx = gf[np.uint64(G_XX) * um + i]
+        sxy = gf[np.uint64(G_XY) * um + i]
+        sxz = gf[np.uint64(G_XZ) * um + i]
+        syy = gf[np.uint64(G_YY) * um + i]
+        syz = gf[np.uint64(G_YZ) * um + i]
+        szz = gf[np.uint64(G_ZZ) * um + i]
         u0x = sxx * a0x + sxy * a0y + sxz * a0z
         u0y = sxy * a0x + syy * a0y + syz * a0z
         u0z = sxz * a0x + syz * a0y + szz * a0z
@@ -206,29 +241,29 @@ def _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf):
         b = a1x * u0x + a1y * u0y + a1z * u0z
         c = a1x * u1x + a1y * u1y + a1z * u1z + EPS2D
         det = a * c - b * b
-        e = ext[i]
+        e = gf[np.uint64(G_EXT) * um + i]
         rx = np.ceil(e * math.sqrt(a))
         ry = np.ceil(e * math.sqrt(c))
         ok = ((z >= near) & (z <= far) & (det > 0.0) & ((rx > 0.0) | (ry > 0.0))
               & (mx + rx > 0.0) & (mx - rx < W) & (my + ry > 0.0) & (my - ry < H))
-        okf[k] = 1 if ok else 0
         idet = 1.0 / det
-        lo = lnop[i]
-        tmp[0, k] = mx
-        tmp[1, k] = my
-        tmp[2, k] = c * idet
-        tmp[3, k] = -b * idet
-        tmp[4, k] = a * idet
-        tmp[5, k] = opac[i]
-        tmp[6, k] = lo
+        lnop = gf[np.uint64(G_LNOP) * um + i]
+        tmp[uk] = mx
+        tmp[ub + uk] = my
+        tmp[np.uint64(2) * ub + uk] = c * idet
+        tmp[np.uint64(3) * ub + uk] = -b * idet
+        tmp[np.uint64(4) * ub + uk] = a * idet
+        tmp[np.uint64(5) * ub + uk] = gf[np.uint64(G_OP) * um + i]
+        tmp[np.uint64(6) * ub + uk] = lnop
         # Exact support: alpha >= 1/255 needs sigma <= ln(255 o), i.e. |dx| <= sqrt(2 ln(255 o) a).
-        tmp[7, k] = math.sqrt(2.0 * lo * a)
-        tmp[8, k] = math.sqrt(2.0 * lo * c)
-        tmp[9, k] = z
-        tmp[10, k] = min(max(np.floor(mx / TILE - rx / TILE), 0.0), ntx)
-        tmp[11, k] = min(max(np.floor(my / TILE - ry / TILE), 0.0), nty)
-        tmp[12, k] = min(max(np.ceil(mx / TILE + rx / TILE), 0.0), ntx)
-        tmp[13, k] = min(max(np.ceil(my / TILE + ry / TILE), 0.0), nty)
+        tmp[np.uint64(7) * ub + uk] = math.sqrt(2.0 * lnop * a)
+        tmp[np.uint64(8) * ub + uk] = math.sqrt(2.0 * lnop * c)
+        tmp[np.uint64(9) * ub + uk] = z
+        tmp[np.uint64(10) * ub + uk] = min(max(np.floor(mx / TILE - rx / TILE), 0.0), ntx)
+        tmp[np.uint64(11) * ub + uk] = min(max(np.floor(my / TILE - ry / TILE), 0.0), nty)
+        tmp[np.uint64(12) * ub + uk] = min(max(np.ceil(mx / TILE + rx / TILE), 0.0), ntx)
+        tmp[np.uint64(13) * ub + uk] = min(max(np.ceil(my / TILE + ry / TILE), 0.0), nty)
+        tmp[np.uint64(14) * ub + uk] = 1.0 if ok else 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -268,70 +303,68 @@ def _sh_color(sh, g, dx, dy, dz, rec, k):
 
 
 @njit(cache=True, error_model="numpy")
-def _project_range(lo, hi, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, rec, trect, keyf, k0, with_color):
-    """Project Gaussians [lo, hi) into rec / trect / keyf rows from k0 on, in index order; returns the count."""
-    px = posT[0]
-    py = posT[1]
-    pz = posT[2]
-    flags = np.empty(BLOCK, np.uint8)
-    idx = np.empty(BLOCK, np.int64)
-    okf = np.empty(BLOCK, np.uint8)
-    tmp = np.empty((14, BLOCK))
+def _project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, with_color, tmp):
+    """Project the Gaussians of blocks [b0, b1) into rec / trect / keyf / rgid rows from k0 on."""
+    m = G.shape[1]
+    gf = G.ravel()
     k = k0
-    for blk in range(lo, hi, BLOCK):
-        n = min(BLOCK, hi - blk)
-        _precull(px, py, pz, smax2, ext, cam, blk, n, flags)
-        nf = 0
-        for q in range(n):
-            if flags[q]:
-                idx[nf] = blk + q
-                nf += 1
-        if nf == 0:
+    for blk in range(b0, b1):
+        if not _block_visible(bounds, blk, cam):
             continue
-        _project_block(idx, nf, px, py, pz, cov6T, opac, ext, lnop, cam, tmp, okf)
-        for q in range(nf):
-            if okf[q] == 0:
+        lo = blk * BLOCK
+        n = min(BLOCK, m - lo)
+        _project_block(gf, m, lo, n, cam, tmp)
+        for q in range(n):
+            if tmp[14 * BLOCK + q] == 0.0:
                 continue
             for f in range(R_Z + 1):
-                rec[k, f] = tmp[f, q]
+                rec[k, f] = tmp[f * BLOCK + q]
             for f in range(4):
-                trect[k, f] = np.int32(tmp[10 + f, q])
-            keyf[k] = np.float32(tmp[9, q])
+                trect[k, f] = np.int32(tmp[(10 + f) * BLOCK + q])
+            keyf[k] = np.float32(tmp[9 * BLOCK + q])
+            i = lo + q
+            rgid[k] = gid[i]
             if with_color:
-                i = idx[q]
-                _sh_color(sh, gid[i], px[i] - cam[C_PX], py[i] - cam[C_PY], pz[i] - cam[C_PZ], rec, k)
+                _sh_color(sh, gid[i], G[G_PX, i] - cam[C_PX], G[G_PY, i] - cam[C_PY], G[G_PZ, i] - cam[C_PZ], rec, k)
             k += 1
     return k - k0
 
 
 @njit(cache=True, parallel=True)
-def project_parallel(posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, nchunks, rec, trect, keyf, counts, with_color):
-    """Project all Gaussians of one view; chunk c writes its survivors from row c*M//nchunks on."""
-    m = posT.shape[1]
+def project_parallel(G, bounds, gid, sh, cam, nchunks, rec, trect, keyf, rgid, counts, with_color):
+    """Project all Gaussians of one view; chunk c (a range of blocks) writes from its first Gaussian's row on."""
+    nb = bounds.shape[0]
     for c in prange(nchunks):
-        lo = c * m // nchunks
-        hi = (c + 1) * m // nchunks
-        counts[c] = _project_range(lo, hi, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cam, rec, trect, keyf, lo,
-                                   with_color)
+        b0 = c * nb // nchunks
+        b1 = (c + 1) * nb // nchunks
+        tmp = np.empty(15 * BLOCK)
+        counts[c] = _project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, b0 * BLOCK, with_color, tmp)
 
 
 @njit(cache=True)
-def compact_chunks(counts, m, nchunks, rec, trect, keyf):
+def compact_chunks(counts, nb, nchunks, rec, trect, keyf, rgid):
     """Move the chunks' survivors of :func:`project_parallel` together (rows 0..n-1); returns n."""
     n = counts[0]
     for c in range(1, nchunks):
-        lo = c * m // nchunks
+        lo = (c * nb // nchunks) * BLOCK
         for r in range(lo, lo + counts[c]):
-            rec[n] = rec[r]
-            trect[n] = trect[r]
+            for f in range(NREC):
+                rec[n, f] = rec[r, f]
+            for f in range(4):
+                trect[n, f] = trect[r, f]
             keyf[n] = keyf[r]
+            rgid[n] = rgid[r]
             n += 1
     return n
 
 
 @njit(cache=True)
-def _radix_order(keyf, n):
-    """Stable argsort of keyf[:n] by float32 bits (positive floats sort as uint32), LSD radix."""
+def _radix_order(keyf, rgid, n):
+    """Order of rows 0..n-1 by (float32 depth bits, Gaussian index): gsplat's per-tile order.
+
+    A stable LSD radix sort on the depth bits (positive floats sort as uint32), then runs of equal
+    depth are ordered by Gaussian index (rows arrive in spatial-block order, not index order).
+    """
     keys = keyf.view(np.uint32)
     ka = keys[:n].copy()
     kb = np.empty(n, np.uint32)
@@ -357,25 +390,41 @@ def _radix_order(keyf, n):
             rb[j] = ra[i]
         ka, kb = kb, ka
         ra, rb = rb, ra
+    s = 0
+    while s < n:
+        e = s + 1
+        while e < n and ka[e] == ka[s]:
+            e += 1
+        if e - s > 1:
+            seg = ra[s:e].copy()
+            ids = np.empty(e - s, np.int64)
+            for q in range(e - s):
+                ids[q] = rgid[seg[q]]
+            o = np.argsort(ids)
+            for q in range(e - s):
+                ra[s + q] = seg[o[q]]
+        s = e
     return ra
 
 
 @njit(cache=True)
-def sort_and_bin(rec, trect, keyf, n, ntx, nty, srec):
+def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec):
     """Depth-sort rows 0..n-1 into srec and scatter them into per-tile lists (each front to back).
 
     Returns:
         (offsets int64 [ntiles + 1], lists int32 [n_isect]): tile t's srec rows are
         lists[offsets[t]:offsets[t + 1]], increasing (= front to back).
     """
-    order = _radix_order(keyf, n)
+    order = _radix_order(keyf, rgid, n)
     ntiles = ntx * nty
     offsets = np.zeros(ntiles + 1, np.int64)
     srect = np.empty((n, 4), np.int32)
     for s in range(n):
         r = order[s]
-        srec[s] = rec[r]
-        srect[s] = trect[r]
+        for f in range(NREC):
+            srec[s, f] = rec[r, f]
+        for f in range(4):
+            srect[s, f] = trect[r, f]
         for ty in range(srect[s, 1], srect[s, 3]):
             for tx in range(srect[s, 0], srect[s, 2]):
                 offsets[ty * ntx + tx + 1] += 1
@@ -557,9 +606,10 @@ def raster_parallel_alpha(rec, lists, offsets, tile_order, W, H, ntx, alpha):
 
 
 @njit(cache=True, parallel=True)
-def coverage_many(posT, cov6T, opac, ext, lnop, smax2, gid, sh, cams, W, H, nchunks, out):
+def coverage_many(G, bounds, gid, sh, cams, W, H, nchunks, out):
     """Alpha of many views, one view per thread at a time (views interleaved across chunks)."""
-    m = posT.shape[1]
+    m = G.shape[1]
+    nb = bounds.shape[0]
     nviews = cams.shape[0]
     ntx = (W + TILE - 1) // TILE
     nty = (H + TILE - 1) // TILE
@@ -568,9 +618,11 @@ def coverage_many(posT, cov6T, opac, ext, lnop, smax2, gid, sh, cams, W, H, nchu
         srec = np.empty((m, NREC))
         trect = np.empty((m, 4), np.int32)
         keyf = np.empty(m, np.float32)
+        rgid = np.empty(m, np.int64)
+        tmp = np.empty(15 * BLOCK)
         for v in range(c, nviews, nchunks):
-            n = _project_range(0, m, posT, cov6T, opac, ext, lnop, smax2, gid, sh, cams[v], rec, trect, keyf, 0, False)
-            offsets, lists = sort_and_bin(rec, trect, keyf, n, ntx, nty, srec)
+            n = _project_blocks(0, nb, G, bounds, gid, sh, cams[v], rec, trect, keyf, rgid, 0, False, tmp)
+            offsets, lists = sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec)
             alpha = out[v]
             for t in range(ntx * nty):
                 raster_tile_alpha(t, srec, lists, offsets, W, H, ntx, alpha)

@@ -27,7 +27,7 @@ from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import invert_transform
 from srender_ros.core.world import GaussianWorld
 from srender_ros.render import _cpu_kernels as K
-from srender_ros.render.projection import FOV_CLAMP_MARGIN, TILE_SIZE_PX, validate_poses
+from srender_ros.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, TILE_SIZE_PX, validate_poses
 from srender_ros.render.protocol import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
 from srender_ros.render.reference import check_background, check_intrinsics, check_world
 
@@ -37,31 +37,36 @@ _PRECULL_SAFETY = 1.01
 
 
 class _PreparedWorld(NamedTuple):
-    """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255), float64."""
+    """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255)."""
 
-    posT: NDArray[np.float64]  # [3, M] means, one row per axis
-    cov6T: NDArray[np.float64]  # [6, M] covariance xx xy xz yy yz zz
-    opac: NDArray[np.float64]  # [M]
-    ext: NDArray[np.float64]  # [M] box half-size in sigmas, min(3.33, sqrt(2 ln(255 o)))
-    lnop: NDArray[np.float64]  # [M] ln(255 o)
-    smax2: NDArray[np.float64]  # [M] largest squared scale, m^2
-    gid: NDArray[np.int64]  # [M] index into the world
+    G: NDArray[np.float64]  # [NG, M] float64 rows (see _cpu_kernels.G_*), Gaussians in Morton order
+    bounds: NDArray[np.float64]  # [ceil(M / BLOCK), 5] block bounding spheres
+    gid: NDArray[np.int64]  # [M] index into the world of each column of G
     sh: NDArray[np.float32]  # [N, K, 3] the world's SH coefficients
 
 
+def _morton_order(points: NDArray[np.float32]) -> NDArray[np.int64]:
+    """Stable order of [M, 3] points along a 30-bit Morton curve (so index blocks are compact in space)."""
+    p = points.astype(np.float64)
+    lo = p.min(axis=0)
+    span = np.maximum(p.max(axis=0) - lo, 1e-12)
+    q = np.clip(((p - lo) / span * 1023.0).astype(np.uint64), 0, 1023)
+    code = np.zeros(len(p), np.uint64)
+    for bit in range(10):
+        for axis in range(3):
+            code |= ((q[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+    return np.argsort(code, kind="stable").astype(np.int64)
+
+
 def _prepare(world: GaussianWorld) -> _PreparedWorld:
-    n = len(world)
-    posT, cov6T = np.empty((3, n)), np.empty((6, n))
-    opac, ext, lnop, smax2 = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    if n:
-        K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits,
-                        posT, cov6T, opac, ext, lnop, smax2)
-    keep = ext >= 0.0
-    if keep.all():
-        return _PreparedWorld(posT, cov6T, opac, ext, lnop, smax2, np.arange(n, dtype=np.int64), world.sh)
-    gid = np.nonzero(keep)[0].astype(np.int64)
-    return _PreparedWorld(np.ascontiguousarray(posT[:, keep]), np.ascontiguousarray(cov6T[:, keep]),
-                          *(np.ascontiguousarray(a[keep]) for a in (opac, ext, lnop, smax2)), gid, world.sh)
+    # Gaussians below the alpha threshold can never be drawn (gsplat culls them in projection).
+    opac = 1.0 / (1.0 + np.exp(-world.opacity_logits.astype(np.float64)))
+    kept = np.nonzero(opac >= ALPHA_THRESHOLD)[0].astype(np.int64)
+    order = kept[_morton_order(world.means[kept])] if len(kept) else kept
+    G = np.empty((K.NG, len(order)))
+    if len(order):
+        K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, order, G)
+    return _PreparedWorld(G, K.block_bounds(G), order, world.sh)
 
 
 def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -90,6 +95,17 @@ def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: 
     cam[K.C_KY] = fy * fy * (1.0 + max(abs(lyp), abs(lyn)) ** 2) * _PRECULL_SAFETY
     cam[[K.C_PX, K.C_PY, K.C_PZ]] = campos
     cam[K.C_NEAR], cam[K.C_FAR] = NEAR_PLANE_M, FAR_PLANE_M
+    # Image borders widened by a margin, as planes n . p_cam + rho <= 0 (culled side); see _block_visible.
+    mg = K.BLOCK_MARGIN_PX
+    rho_x, rho_y = np.sqrt(cam[K.C_KX]) / fx, np.sqrt(cam[K.C_KY]) / fy
+    planes = ((np.array([1.0, 0.0, (cx + mg) / fx]), rho_x), (np.array([-1.0, 0.0, (W - cx + mg) / fx]), rho_x),
+              (np.array([0.0, 1.0, (cy + mg) / fy]), rho_y), (np.array([0.0, -1.0, (H - cy + mg) / fy]), rho_y))
+    for q, (n_cam, rho) in enumerate(planes):
+        o = K.C_PLANES + 6 * q
+        cam[o:o + 3] = viewmat[:3, :3].T @ n_cam
+        cam[o + 3] = n_cam @ viewmat[:3, 3]
+        cam[o + 4] = np.linalg.norm(n_cam)
+        cam[o + 5] = rho
     return cam
 
 
@@ -101,6 +117,7 @@ class _Buffers:
         self.srec = np.empty((m, K.NREC))
         self.trect = np.empty((m, 4), np.int32)
         self.keyf = np.empty(m, np.float32)
+        self.rgid = np.empty(m, np.int64)
         self.counts = np.zeros(256, np.int64)
 
 
@@ -138,11 +155,11 @@ class CpuRenderer:
         p: _PreparedWorld, cam: NDArray[np.float64], nchunks: int, buf: _Buffers, ntx: int, nty: int, with_color: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
         """Project (parallel), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
-        m = p.posT.shape[1]
-        K.project_parallel(p.posT, p.cov6T, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cam, nchunks, buf.rec, buf.trect,
-                           buf.keyf, buf.counts[:nchunks], with_color)
-        n = K.compact_chunks(buf.counts[:nchunks], m, nchunks, buf.rec, buf.trect, buf.keyf)
-        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, n, ntx, nty, buf.srec)  # type: ignore[no-any-return]
+        counts = buf.counts[:nchunks]
+        K.project_parallel(p.G, p.bounds, p.gid, p.sh, cam, nchunks, buf.rec, buf.trect, buf.keyf, buf.rgid, counts,
+                           with_color)
+        n = K.compact_chunks(counts, p.bounds.shape[0], nchunks, buf.rec, buf.trect, buf.keyf, buf.rgid)
+        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec)  # type: ignore[no-any-return]
 
     def render(
         self,
@@ -173,7 +190,7 @@ class CpuRenderer:
         depth = np.empty((B, H, W), np.float32)
         alpha = np.empty((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.posT.shape[1]
+        m = p.G.shape[1]
         if m == 0 or B == 0:
             rgb[:] = bg.astype(np.float32)
             depth[:] = np.nan
@@ -208,15 +225,14 @@ class CpuRenderer:
         B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
         out = np.zeros((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.posT.shape[1]
+        m = p.G.shape[1]
         if m == 0 or B == 0:
             return out
         V = invert_transform(T)
         cams = np.stack([camera_vector(intrinsics, V[b], T[b, :3, 3]) for b in range(B)])
         nthreads = _num_threads()
         if B >= 2 * nthreads:
-            K.coverage_many(p.posT, p.cov6T, p.opac, p.ext, p.lnop, p.smax2, p.gid, p.sh, cams, W, H,
-                            min(B, 2 * nthreads), out)
+            K.coverage_many(p.G, p.bounds, p.gid, p.sh, cams, W, H, min(B, 2 * nthreads), out)
             return out
         # Few poses: parallelize inside each view instead.
         ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
