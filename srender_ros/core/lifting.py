@@ -48,7 +48,7 @@ class LiftConfig:
     """
 
     stride_px: int = 1
-    footprint_scale: float = 0.6
+    footprint_scale: float = 0.5
     thickness_ratio: float = 0.15
     max_stretch: float = 12.0
     opacity: float = 0.98
@@ -56,8 +56,8 @@ class LiftConfig:
     occlusion_margin: float = 0.15
     edge_rel_depth: float = 0.1
     max_depth_m: float | None = None
-    colour_iterations: int = 3
-    colour_step: float = 0.8
+    colour_iterations: int = 1
+    colour_step: float = 0.5
 
     def __post_init__(self) -> None:
         if self.stride_px < 1:
