@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 # Record layout (one float64 row per visible Gaussian).
 R_MX, R_MY, R_CA, R_CB, R_CC, R_OP, R_LNOP, R_HX, R_HY, R_Z, R_R, R_G, R_B = range(13)
@@ -85,10 +85,10 @@ def _exp_neg(s):
     return e * e
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def prepare_world(means, quats, log_scales, logits, order, G):
     """Per-world constants of Gaussians order[k] into column k of G [NG, M] (float64)."""
-    for k in prange(order.shape[0]):
+    for k in range(order.shape[0]):
         i = order[k]
         w = np.float64(quats[i, 0])
         x = np.float64(quats[i, 1])
@@ -132,7 +132,7 @@ def prepare_world(means, quats, log_scales, logits, order, G):
         G[G_EXT, k] = min(EXTEND, math.sqrt(2.0 * lo))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def block_bounds(G):
     """Bounding spheres of BLOCK consecutive Gaussians: [nb, 5] centre xyz, radius, max ext * s_max."""
     m = G.shape[1]
@@ -141,20 +141,19 @@ def block_bounds(G):
     for b in range(nb):
         lo = b * BLOCK
         hi = min(m, lo + BLOCK)
-        mn = np.full(3, np.inf)
-        mxv = np.full(3, -np.inf)
-        for i in range(lo, hi):
-            for a in range(3):
-                mn[a] = min(mn[a], G[a, i])
-                mxv[a] = max(mxv[a], G[a, i])
-        c = 0.5 * (mn + mxv)
+        for a in range(3):
+            mn = G[a, lo]
+            mx = G[a, lo]
+            for i in range(lo, hi):
+                mn = min(mn, G[a, i])
+                mx = max(mx, G[a, i])
+            out[b, a] = 0.5 * (mn + mx)
         r2 = 0.0
         se = 0.0
         for i in range(lo, hi):
-            d2 = (G[0, i] - c[0]) ** 2 + (G[1, i] - c[1]) ** 2 + (G[2, i] - c[2]) ** 2
+            d2 = (G[0, i] - out[b, 0]) ** 2 + (G[1, i] - out[b, 1]) ** 2 + (G[2, i] - out[b, 2]) ** 2
             r2 = max(r2, d2)
             se = max(se, G[G_EXT, i] * math.sqrt(G[G_SMAX2, i]))
-        out[b, 0:3] = c
         out[b, 3] = math.sqrt(r2) * (1.0 + 1e-9) + 1e-9
         out[b, 4] = se
     return out
@@ -302,9 +301,13 @@ def _sh_color(sh, g, dx, dy, dz, rec, k):
         rec[k, R_R + ch] = max(r + 0.5, 0.0)
 
 
-@njit(cache=True, error_model="numpy")
-def _project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, with_color, tmp):
-    """Project the Gaussians of blocks [b0, b1) into rec / trect / keyf / rgid rows from k0 on."""
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, with_color):
+    """Project the Gaussians of blocks [b0, b1) into rec / trect / keyf / rgid rows from k0 on.
+
+    Rows are written in block order; returns how many Gaussians survived.
+    """
+    tmp = np.empty(15 * BLOCK)
     m = G.shape[1]
     gf = G.ravel()
     k = k0
@@ -330,23 +333,13 @@ def _project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0,
     return k - k0
 
 
-@njit(cache=True, parallel=True)
-def project_parallel(G, bounds, gid, sh, cam, nchunks, rec, trect, keyf, rgid, counts, with_color):
-    """Project all Gaussians of one view; chunk c (a range of blocks) writes from its first Gaussian's row on."""
-    nb = bounds.shape[0]
-    for c in prange(nchunks):
-        b0 = c * nb // nchunks
-        b1 = (c + 1) * nb // nchunks
-        tmp = np.empty(15 * BLOCK)
-        counts[c] = _project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, b0 * BLOCK, with_color, tmp)
-
-
 @njit(cache=True)
-def compact_chunks(counts, nb, nchunks, rec, trect, keyf, rgid):
-    """Move the chunks' survivors of :func:`project_parallel` together (rows 0..n-1); returns n."""
+def compact_chunks(starts, counts, rec, trect, keyf, rgid):
+    """Move the survivors of several :func:`project_blocks` calls (row starts[c], counts[c] rows)
+    together into rows 0..n-1; returns n."""
     n = counts[0]
-    for c in range(1, nchunks):
-        lo = (c * nb // nchunks) * BLOCK
+    for c in range(1, counts.shape[0]):
+        lo = starts[c]
         for r in range(lo, lo + counts[c]):
             for f in range(NREC):
                 rec[n, f] = rec[r, f]
@@ -359,16 +352,10 @@ def compact_chunks(counts, nb, nchunks, rec, trect, keyf, rgid):
 
 
 @njit(cache=True)
-def _radix_order(keyf, rgid, n):
-    """Order of rows 0..n-1 by (float32 depth bits, Gaussian index): gsplat's per-tile order.
-
-    A stable LSD radix sort on the depth bits (positive floats sort as uint32), then runs of equal
-    depth are ordered by Gaussian index (rows arrive in spatial-block order, not index order).
-    """
-    keys = keyf.view(np.uint32)
-    ka = keys[:n].copy()
+def _radix_sort_by(ka, ra):
+    """Stable LSD radix sort of uint32 keys ``ka`` carrying ``ra`` (int32); returns (keys, payload)."""
+    n = ka.shape[0]
     kb = np.empty(n, np.uint32)
-    ra = np.arange(n).astype(np.int32)
     rb = np.empty(n, np.int32)
     hist = np.empty(RADIX_SIZE, np.int64)
     for shift in range(0, 32, RADIX_BITS):
@@ -390,24 +377,29 @@ def _radix_order(keyf, rgid, n):
             rb[j] = ra[i]
         ka, kb = kb, ka
         ra, rb = rb, ra
-    s = 0
-    while s < n:
-        e = s + 1
-        while e < n and ka[e] == ka[s]:
-            e += 1
-        if e - s > 1:
-            seg = ra[s:e].copy()
-            ids = np.empty(e - s, np.int64)
-            for q in range(e - s):
-                ids[q] = rgid[seg[q]]
-            o = np.argsort(ids)
-            for q in range(e - s):
-                ra[s + q] = seg[o[q]]
-        s = e
-    return ra
+    return ka, ra
 
 
 @njit(cache=True)
+def _radix_order(keyf, rgid, n):
+    """Order of rows 0..n-1 by (float32 depth bits, Gaussian index): gsplat's per-tile order.
+
+    Rows arrive in spatial-block order, so they are first put in Gaussian index order, then sorted
+    stably by depth bits (positive floats sort as uint32).
+    """
+    gk = np.empty(n, np.uint32)
+    for i in range(n):
+        gk[i] = np.uint32(rgid[i])
+    _, by_index = _radix_sort_by(gk, np.arange(n).astype(np.int32))
+    keys = keyf.view(np.uint32)
+    dk = np.empty(n, np.uint32)
+    for i in range(n):
+        dk[i] = keys[by_index[i]]
+    _, order = _radix_sort_by(dk, by_index)
+    return order
+
+
+@njit(cache=True, nogil=True)
 def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec):
     """Depth-sort rows 0..n-1 into srec and scatter them into per-tile lists (each front to back).
 
@@ -591,38 +583,15 @@ def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
             alpha[py, px] = 1.0 - abs(st[(py - y0) * TILE + (px - x0)])
 
 
-@njit(cache=True, parallel=True)
-def raster_parallel_rgb(rec, lists, offsets, tile_order, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
-    """All tiles of one view, in parallel (``tile_order`` interleaves tiles to balance threads)."""
-    for i in prange(tile_order.shape[0]):
-        raster_tile_rgb(tile_order[i], rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha)
+@njit(cache=True, nogil=True)
+def raster_tiles_rgb(tiles, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
+    """Composite the given tiles of one view (callers split a view's tiles across threads)."""
+    for t in tiles:
+        raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha)
 
 
-@njit(cache=True, parallel=True)
-def raster_parallel_alpha(rec, lists, offsets, tile_order, W, H, ntx, alpha):
-    """Alpha of all tiles of one view, in parallel."""
-    for i in prange(tile_order.shape[0]):
-        raster_tile_alpha(tile_order[i], rec, lists, offsets, W, H, ntx, alpha)
-
-
-@njit(cache=True, parallel=True)
-def coverage_many(G, bounds, gid, sh, cams, W, H, nchunks, out):
-    """Alpha of many views, one view per thread at a time (views interleaved across chunks)."""
-    m = G.shape[1]
-    nb = bounds.shape[0]
-    nviews = cams.shape[0]
-    ntx = (W + TILE - 1) // TILE
-    nty = (H + TILE - 1) // TILE
-    for c in prange(nchunks):
-        rec = np.empty((m, NREC))
-        srec = np.empty((m, NREC))
-        trect = np.empty((m, 4), np.int32)
-        keyf = np.empty(m, np.float32)
-        rgid = np.empty(m, np.int64)
-        tmp = np.empty(15 * BLOCK)
-        for v in range(c, nviews, nchunks):
-            n = _project_blocks(0, nb, G, bounds, gid, sh, cams[v], rec, trect, keyf, rgid, 0, False, tmp)
-            offsets, lists = sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec)
-            alpha = out[v]
-            for t in range(ntx * nty):
-                raster_tile_alpha(t, srec, lists, offsets, W, H, ntx, alpha)
+@njit(cache=True, nogil=True)
+def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, ntx, alpha):
+    """Alpha of the given tiles of one view."""
+    for t in tiles:
+        raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha)

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple, TypeVar
 
 import numba
 import numpy as np
@@ -30,6 +32,9 @@ from srender_ros.render import _cpu_kernels as K
 from srender_ros.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, TILE_SIZE_PX, validate_poses
 from srender_ros.render.protocol import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
 from srender_ros.render.reference import check_background, check_intrinsics, check_world
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: Slack on the conservative pre-cull bound, so poses whose rotation is orthonormal only to
 #: projection.ROTATION_TOL never lose a Gaussian that the exact test would keep.
@@ -118,13 +123,49 @@ class _Buffers:
         self.trect = np.empty((m, 4), np.int32)
         self.keyf = np.empty(m, np.float32)
         self.rgid = np.empty(m, np.int64)
-        self.counts = np.zeros(256, np.int64)
 
 
-def _tile_order(ntiles: int) -> NDArray[np.int64]:
-    # A fixed shuffle: prange hands each thread a contiguous block, and neighbouring tiles cost alike
-    # (sky vs. floor), so shuffling balances the threads.
-    return np.random.default_rng(12345).permutation(ntiles).astype(np.int64)
+def _tile_parts(ntiles: int) -> list[NDArray[np.int64]]:
+    """The tiles of a view split into 2 parts per thread: a fixed shuffle, because neighbouring tiles
+    cost alike (sky vs. floor), then interleaved."""
+    order = np.random.default_rng(12345).permutation(ntiles).astype(np.int64)
+    k = 2 * _num_threads()
+    return [order[i::k] for i in range(k) if len(order[i::k])]
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _parallel_map(fn: Callable[..., _R], items: Sequence[_T], *args: Any) -> list[_R]:
+    """[fn(item, *args) for item in items] on a shared thread pool (the kernels release the GIL)."""
+    global _POOL
+    if len(items) <= 1 or _num_threads() <= 1:
+        return [fn(x, *args) for x in items]
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_num_threads(), thread_name_prefix="srender-cpu")
+        pool = _POOL
+    return list(pool.map(lambda x: fn(x, *args), items))
+
+
+def _coverage_views(views: range, p: _PreparedWorld, cams: NDArray[np.float64], W: int, H: int,
+                    out: NDArray[np.float32]) -> None:
+    """Alpha of the given views one after another (one thread; the kernels release the GIL)."""
+    ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+    tiles = np.arange(ntx * nty, dtype=np.int64)
+    buf = _Buffers(p.G.shape[1])
+    nb = p.bounds.shape[0]
+    for v in views:
+        n = K.project_blocks(0, nb, p.G, p.bounds, p.gid, p.sh, cams[v], buf.rec, buf.trect, buf.keyf, buf.rgid, 0, False)
+        offsets, lists = K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec)
+        K.raster_tiles_alpha(tiles, buf.srec, lists, offsets, W, H, ntx, out[v])
+
+
+def _project_part(blocks: tuple[int, int], p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, with_color: bool) -> int:
+    b0, b1 = blocks
+    return int(K.project_blocks(b0, b1, p.G, p.bounds, p.gid, p.sh, cam, buf.rec, buf.trect, buf.keyf, buf.rgid,
+                                b0 * K.BLOCK, with_color))
 
 
 class CpuRenderer:
@@ -152,13 +193,15 @@ class CpuRenderer:
 
     @staticmethod
     def _bin_view(
-        p: _PreparedWorld, cam: NDArray[np.float64], nchunks: int, buf: _Buffers, ntx: int, nty: int, with_color: bool
+        p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, ntx: int, nty: int, with_color: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
-        """Project (parallel), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
-        counts = buf.counts[:nchunks]
-        K.project_parallel(p.G, p.bounds, p.gid, p.sh, cam, nchunks, buf.rec, buf.trect, buf.keyf, buf.rgid, counts,
-                           with_color)
-        n = K.compact_chunks(counts, p.bounds.shape[0], nchunks, buf.rec, buf.trect, buf.keyf, buf.rgid)
+        """Project (in threads), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
+        nb = p.bounds.shape[0]
+        nparts = _num_threads()
+        bounds_of = [(c * nb // nparts, (c + 1) * nb // nparts) for c in range(nparts)]
+        starts = np.array([b0 * K.BLOCK for b0, _ in bounds_of], np.int64)
+        counts = np.array(_parallel_map(_project_part, bounds_of, p, cam, buf, with_color), np.int64)
+        n = K.compact_chunks(starts, counts, buf.rec, buf.trect, buf.keyf, buf.rgid)
         return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec)  # type: ignore[no-any-return]
 
     def render(
@@ -198,14 +241,13 @@ class CpuRenderer:
             return RenderOutput(rgb, depth, alpha)
         V = invert_transform(T)
         ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
-        order = _tile_order(ntx * nty)
-        nchunks = 4 * _num_threads()
+        parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         for b in range(B):
             cam = camera_vector(intrinsics, V[b], T[b, :3, 3])
-            offsets, lists = self._bin_view(p, cam, nchunks, buf, ntx, nty, with_color=True)
-            K.raster_parallel_rgb(buf.srec, lists, offsets, order, W, H, ntx, bg, rgb[b], depth[b], alpha[b],
-                                  DEPTH_MIN_ALPHA)
+            offsets, lists = self._bin_view(p, cam, buf, ntx, nty, with_color=True)
+            _parallel_map(K.raster_tiles_rgb, parts, buf.srec, lists, offsets, W, H, ntx, bg, rgb[b], depth[b], alpha[b],
+                          DEPTH_MIN_ALPHA)
         return RenderOutput(rgb, depth, alpha)
 
     def coverage(
@@ -232,18 +274,19 @@ class CpuRenderer:
         cams = np.stack([camera_vector(intrinsics, V[b], T[b, :3, 3]) for b in range(B)])
         nthreads = _num_threads()
         if B >= 2 * nthreads:
-            K.coverage_many(p.G, p.bounds, p.gid, p.sh, cams, W, H, min(B, 2 * nthreads), out)
+            # Many poses: one view per thread at a time (views interleaved so threads share the work).
+            _parallel_map(_coverage_views, [range(c, B, 2 * nthreads) for c in range(2 * nthreads)], p, cams, W, H, out)
             return out
         # Few poses: parallelize inside each view instead.
         ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
-        order = _tile_order(ntx * nty)
-        nchunks = 4 * nthreads
+        parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         for b in range(B):
-            offsets, lists = self._bin_view(p, cams[b], nchunks, buf, ntx, nty, with_color=False)
-            K.raster_parallel_alpha(buf.srec, lists, offsets, order, W, H, ntx, out[b])
+            offsets, lists = self._bin_view(p, cams[b], buf, ntx, nty, with_color=False)
+            _parallel_map(K.raster_tiles_alpha, parts, buf.srec, lists, offsets, W, H, ntx, out[b])
         return out
 
 
 def _num_threads() -> int:
-    return int(numba.get_num_threads())
+    """Worker threads: numba's setting (NUMBA_NUM_THREADS, default: the CPU count)."""
+    return int(numba.config.NUMBA_NUM_THREADS)
