@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,8 +51,9 @@ class RefineConfig:
         iterations: Adam steps.
         scale: refinement resolution relative to each keyframe (images are area-downsampled and
             intrinsics scaled with ``Intrinsics.scaled``), in (0, 1].
-        patch_px: render a random ``patch_px`` x ``patch_px`` window of the (scaled) keyframe per
-            view and step instead of the whole image (None: whole images). Windows are exact crops.
+        patch_px: render ``patch_px`` x ``patch_px`` windows of the (scaled) keyframes instead of
+            whole images (None: whole images). Windows are exact crops, visited in shuffled epochs
+            that tile every keyframe, so full-resolution detail is affordable on CPU.
         views_per_step: keyframes (each one window) per Adam step.
         lr_color: Adam learning rate of the SH DC coefficients (colour = 0.5 + 0.282 * DC).
         lr_opacity: learning rate of the opacity logits.
@@ -266,6 +267,28 @@ def _pick_backend(device: str) -> tuple[str, torch.device]:
     return "torch-cpu", torch.device("cpu")
 
 
+def _window_schedule(targets: list[_Target], patch_px: int | None,
+                     rng: np.random.Generator) -> Iterator[tuple[int, tuple[int, int, int, int]]]:
+    """Endless (target index, window (x0, y0, w, h)) in epochs: each epoch tiles every target with
+    ``patch_px`` windows (a fresh random offset per epoch, so tile seams move) and visits the
+    tiles in shuffled order, so every pixel is fitted equally often. None: whole images."""
+    while True:
+        jobs: list[tuple[int, tuple[int, int, int, int]]] = []
+        for k, t in enumerate(targets):
+            h, w = t.rgb.shape[:2]
+            if patch_px is None or (patch_px >= w and patch_px >= h):
+                jobs.append((k, (0, 0, w, h)))
+                continue
+            pw, ph = min(patch_px, w), min(patch_px, h)
+            ox, oy = int(rng.integers(0, pw)), int(rng.integers(0, ph))
+            # Tile starts cover [0, w) with windows kept inside the image (edge windows overlap).
+            xs = sorted({min(max(x, 0), w - pw) for x in range(-ox, w, pw)})
+            ys = sorted({min(max(y, 0), h - ph) for y in range(-oy, h, ph)})
+            jobs.extend((k, (x, y, pw, ph)) for y in ys for x in xs)
+        for i in rng.permutation(len(jobs)):
+            yield jobs[int(i)]
+
+
 # ---- the optimization --------------------------------------------------------------------------
 def _render_targets(backend: str, render: _RenderFn, params: dict[str, torch.Tensor],
                     targets: list[_Target]) -> list[torch.Tensor]:
@@ -361,16 +384,15 @@ def _refine(world: GaussianWorld, kfs: list[KeyframeRecord], cfg: RefineConfig, 
     t_opt = time.perf_counter()
     if groups and cfg.iterations > 0:
         opt = torch.optim.Adam(groups, eps=1e-15)
+        windows = _window_schedule(targets, cfg.patch_px, rng)
         for _ in range(cfg.iterations):
             if cfg.time_budget_s is not None and time.perf_counter() - t_opt > cfg.time_budget_s:
                 break
             opt.zero_grad(set_to_none=True)
             p = params()
-            for k in rng.choice(len(targets), size=cfg.views_per_step, replace=len(targets) < cfg.views_per_step):
-                t = targets[int(k)]
-                h, w = t.rgb.shape[:2]
-                pw, ph = (w, h) if cfg.patch_px is None else (min(cfg.patch_px, w), min(cfg.patch_px, h))
-                x0, y0 = int(rng.integers(0, w - pw + 1)), int(rng.integers(0, h - ph + 1))
+            for _ in range(cfg.views_per_step):
+                k, (x0, y0, pw, ph) = next(windows)
+                t = targets[k]
                 pred = render(p, t.intrinsics, t.T_world_cam, (x0, y0, pw, ph)).to(t.rgb.dtype)
                 loss = _loss(pred, t.rgb[y0:y0 + ph, x0:x0 + pw], t.mask[y0:y0 + ph, x0:x0 + pw], cfg.ssim_weight)
                 # One backward per view frees that view's graph before the next is built.

@@ -238,6 +238,31 @@ def _boxes(P: TorchProjection, window: Window) -> tuple[Tensor, Tensor, Tensor, 
     return x0, x1, y0, y1
 
 
+def _precull(g: TorchGaussians, intrinsics: Intrinsics, viewmat: Tensor, win: Window) -> Tensor:
+    """[M] ascending indices of the Gaussians that may touch the window (a cheap superset, no grad).
+
+    Uses only the centres and the largest scale: the EWA footprint's standard deviation in pixels
+    is at most max_scale * ||J||_F, with the Jacobian's x/z and y/z clamped as in :func:`project`,
+    so ``3.33 * sqrt(that^2 + eps2d) + 1`` bounds gsplat's radius. Exact projection follows on the
+    survivors, so the result is unchanged; for a small window most of the world is skipped.
+    """
+    W, H = intrinsics.width_px, intrinsics.height_px
+    fx, fy, cx, cy = intrinsics.fx_px, intrinsics.fy_px, intrinsics.cx_px, intrinsics.cy_px
+    lx = max((W - cx) / fx, cx / fx) + FOV_CLAMP_MARGIN * (0.5 * W / fx)
+    ly = max((H - cy) / fy, cy / fy) + FOV_CLAMP_MARGIN * (0.5 * H / fy)
+    jnorm = math.sqrt(fx * fx * (1 + lx * lx) + fy * fy * (1 + ly * ly))
+    p = g.means.detach() @ viewmat[:3, :3].T + viewmat[:3, 3]
+    z = p[:, 2]
+    ok = (z >= NEAR_PLANE_M) & (z <= FAR_PLANE_M)
+    zs = torch.where(ok, z, torch.ones_like(z))
+    std_px = torch.exp(g.log_scales.detach().max(dim=1).values) * (jnorm / zs)
+    r = RADIUS_EXTEND_SIGMA * torch.sqrt(std_px * std_px + EPS2D_PX2) + 1.0
+    u = fx * p[:, 0] / zs + cx
+    v = fy * p[:, 1] / zs + cy
+    ok &= (u + r > win.x0) & (u - r < win.x0 + win.width_px) & (v + r > win.y0) & (v - r < win.y0 + win.height_px)
+    return torch.nonzero(ok).squeeze(1)
+
+
 def _segment_exclusive_cumsum(x: Tensor, start: Tensor) -> Tensor:
     """Exclusive cumulative sum of float64 ``x`` [P] within runs; ``start`` [P] is each run's first index.
 
@@ -356,11 +381,14 @@ def rasterize(g: TorchGaussians, intrinsics: Intrinsics, T_world_cam: NDArray[np
     #    (stable sort of float32 z over Gaussians in index order: gsplat's tie-break by index).
     empty = torch.zeros((h, w), dtype=dtype, device=dev)
     with torch.no_grad():
-        P0 = project(TorchGaussians(*(t.detach() for t in g)), intrinsics, viewmat)
+        near = _precull(g, intrinsics, viewmat, win)
+        P0 = project(TorchGaussians(*(t.detach().index_select(0, near) for t in g)), intrinsics, viewmat)
         bx0, bx1, by0, by1 = _boxes(P0, win)
-        gid = torch.nonzero(P0.valid & (bx1 > bx0) & (by1 > by0)).squeeze(1)
-        gid = gid[torch.sort(P0.depth_m[gid].to(torch.float32), stable=True).indices]
-        plan = _plan_pairs(P0, gid, bx0[gid], bx1[gid], by0[gid], by1[gid], win)
+        sel = torch.nonzero(P0.valid & (bx1 > bx0) & (by1 > by0)).squeeze(1)
+        # near is ascending, so the stable sort still breaks depth ties by Gaussian index.
+        sel = sel[torch.sort(P0.depth_m[sel].to(torch.float32), stable=True).indices]
+        plan = _plan_pairs(P0, sel, bx0[sel], bx1[sel], by0[sel], by1[sel], win)
+        gid = near[sel]
     if plan is None:
         return TorchRender(bg.expand(h, w, 3).clone(), empty, empty.clone(), 0)
     used, m, px, py, pix, start = plan
