@@ -63,10 +63,20 @@ class PipelineConfig:
         coverage_threshold: tau; a pose whose uncovered fraction exceeds it becomes a keyframe.
         uniform_keyframes: keyframe count of the uniform scheduler.
         coverage_scale: resolution of coverage renders relative to the camera.
+        coverage_alpha: a low-resolution coverage pixel counts as covered from this alpha up.
+            Stricter than the 0.5 of full-resolution holes: a hole a few pixels wide only dims
+            a low-resolution pixel, it does not empty it.
         chunk_size: poses rendered per chunk.
         max_keyframes_per_request: hard cap on generation for one request.
         keyframe_overscan: keyframes are generated with this much wider image (same focal length),
             so content just outside the view is already in the world when the camera turns.
+        keyframe_lookahead: when pose i triggers the coverage rule, the keyframe is made at the
+            farthest pose j in [i, i + keyframe_lookahead] of the same chunk whose uncovered
+            fraction is still below ``lookahead_max_uncovered``: the camera is moving into new
+            territory, and a view further along covers pose i's missing part and the poses on the
+            way, so fewer keyframes cover the same path. 0 = the paper's rule (keyframe at i).
+        lookahead_max_uncovered: how far ahead a keyframe may be placed, as the uncovered fraction
+            of its view in the current world.
         seed: base seed; keyframe seeds derive from it, the world id and the keyframe count.
         lift: how keyframes become Gaussians.
     """
@@ -75,9 +85,12 @@ class PipelineConfig:
     coverage_threshold: float = 0.02
     uniform_keyframes: int = 8
     coverage_scale: float = 0.25
+    coverage_alpha: float = 0.9
     chunk_size: int = 30
     max_keyframes_per_request: int = 64
     keyframe_overscan: float = 1.25
+    keyframe_lookahead: int = 0
+    lookahead_max_uncovered: float = 0.3
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
 
@@ -89,10 +102,16 @@ class PipelineConfig:
             raise InputError(f"uniform_keyframes={self.uniform_keyframes}: must be >= 1")
         if not 0.01 <= self.coverage_scale <= 1.0:
             raise InputError(f"coverage_scale={self.coverage_scale}: must be in [0.01, 1]")
+        if not 0.0 < self.coverage_alpha < 1.0:
+            raise InputError(f"coverage_alpha={self.coverage_alpha}: must be in (0, 1)")
         if self.chunk_size < 1:
             raise InputError(f"chunk_size={self.chunk_size}: must be >= 1")
         if self.max_keyframes_per_request < 0:
             raise InputError("max_keyframes_per_request must be >= 0")
+        if self.keyframe_lookahead < 0:
+            raise InputError(f"keyframe_lookahead={self.keyframe_lookahead}: must be >= 0")
+        if not 0.0 <= self.lookahead_max_uncovered < 1.0:
+            raise InputError(f"lookahead_max_uncovered={self.lookahead_max_uncovered}: must be in [0, 1)")
         if not 1.0 <= self.keyframe_overscan <= 2.0:
             raise InputError(f"keyframe_overscan={self.keyframe_overscan}: must be in [1, 2]")
 
@@ -236,7 +255,7 @@ class Pipeline:
         assert isinstance(world, GaussianWorld)
         if len(world) == 0 or len(T) == 0:
             return np.ones(len(T), dtype=np.float64)
-        return uncovered_fraction(self.renderer.coverage(world, intrinsics, T))
+        return uncovered_fraction(self.renderer.coverage(world, intrinsics, T), self.config.coverage_alpha)
 
     def _seed(self, state: WorldState) -> int:
         digest = hashlib.sha256(f"{state.world_id}:{len(state.keyframes)}:{self.config.seed}".encode()).hexdigest()
@@ -335,11 +354,19 @@ class PipelineRun:
                 for i in range(s, e):
                     u = float(unc[i - s])
                     self.schedule.coverage[i] = 1.0 - u
-                    reason = rule.decide(i, u, len(state.world) == 0)
+                    world_empty = len(state.world) == 0
+                    reason = rule.decide(i, u, world_empty)
                     if reason is None:
                         continue
-                    p._make_keyframe(state, i, T_all[i], job.intrinsics, job.initial_image, reason, stats)
-                    self.schedule.keyframes.append(KeyframeDecision(i, reason, u))
+                    k = i
+                    if not world_empty and i not in rule.planned:
+                        k = self._lookahead(i, e, unc[i - s:])
+                        if k in self.schedule.keyframe_indices:  # that view did not cover i: make i itself
+                            k = i
+                        if k != i:
+                            reason += f"; placed ahead at pose {k} (uncovered {float(unc[k - s]):.3f})"
+                    p._make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
+                    self.schedule.keyframes.append(KeyframeDecision(k, reason, u))
                     if i + 1 < e:
                         t0 = time.perf_counter()
                         unc[i + 1 - s:] = p._uncovered(state.world, cov_K, T_all[i + 1:e])
@@ -355,6 +382,19 @@ class PipelineRun:
             idx = np.arange(s, e, dtype=np.int64)
             yield FrameChunk(idx, traj.stamps_ns[s:e].copy(), T_all[s:e].copy(), out)
 
+        self.schedule.keyframes.sort(key=lambda d: d.pose_index)
         if state.dirty:
             p.store.save(state)
         stats.seconds["total"] = time.perf_counter() - t_start
+
+    def _lookahead(self, i: int, end: int, uncovered_from_i: NDArray[np.float64]) -> int:
+        """Pose for the keyframe triggered at ``i``: the farthest within reach whose view is still mostly covered."""
+        cfg = self.pipeline.config
+        last = min(end - 1, i + cfg.keyframe_lookahead)
+        best = i
+        for j in range(i + 1, last + 1):
+            if uncovered_from_i[j - i] <= cfg.lookahead_max_uncovered:
+                best = j
+            else:
+                break
+        return best

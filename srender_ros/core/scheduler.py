@@ -61,10 +61,10 @@ class Schedule:
         return [k.pose_index for k in self.keyframes]
 
 
-def uncovered_fraction(alpha: NDArray[np.floating]) -> NDArray[np.float64]:
-    """[B, H, W] alpha -> [B] fraction of pixels not covered (alpha < COVERED_ALPHA)."""
+def uncovered_fraction(alpha: NDArray[np.floating], covered_alpha: float = COVERED_ALPHA) -> NDArray[np.float64]:
+    """[B, H, W] alpha -> [B] fraction of pixels not covered (alpha < ``covered_alpha``)."""
     a = np.asarray(alpha)
-    return np.mean(a.reshape(a.shape[0], -1) < COVERED_ALPHA, axis=1).astype(np.float64)
+    return np.mean(a.reshape(a.shape[0], -1) < covered_alpha, axis=1).astype(np.float64)
 
 
 def uniform_indices(n_poses: int, n_keyframes: int) -> list[int]:
