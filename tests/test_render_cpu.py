@@ -113,6 +113,43 @@ def test_edge_cases_match_reference() -> None:
     assert_parity(world, poses(5, 3), bg=(1.0, 1.0, 1.0))
 
 
+def test_equal_depths_keep_index_order() -> None:
+    # A plane facing the camera: every Gaussian has the same depth, so only the index decides the
+    # order (gsplat's stable sort); the cpu backend stores Gaussians in spatial order internally.
+    rng = np.random.default_rng(4)
+    n = 120
+    xy = rng.uniform(-0.5, 0.5, (n, 2))
+    world = GaussianWorld.from_linear(np.column_stack([xy, np.full(n, 1.5)]), np.full((n, 3), 0.08),
+                                      rng.uniform(0.3, 0.95, n), rng.uniform(0, 1, (n, 3)))
+    assert_parity(world, np.eye(4)[None])
+
+
+def test_many_blocks_at_the_borders_match_reference() -> None:
+    # Tight clusters of tiny Gaussians whose centres project 0.5-2.5 px outside the image borders
+    # (only their eps2d blur reaches in), plus a scattered crowd around the frustum and the near
+    # plane: the cpu backend culls whole spatial blocks per view and must never drop a visible one.
+    rng = np.random.default_rng(8)
+    clusters = []
+    for k, (u, v) in enumerate([(-1.0, 20.0), (64 + 2.0, 30.0), (40.0, -2.5), (10.0, 48 + 0.5), (-1.5, -1.5)]):
+        z = 1.0 + 0.7 * k
+        c = np.array([(u - INTR.cx_px) / INTR.fx_px * z, (v - INTR.cy_px) / INTR.fy_px * z, z])
+        clusters.append(c + rng.normal(0, 1e-4, (300, 3)))
+    n = 1500
+    z = rng.uniform(-0.5, 4.0, n)
+    zc = np.maximum(np.abs(z), 0.05)
+    u = rng.uniform(-0.1, 1.1, n) * INTR.width_px
+    v = rng.uniform(-0.1, 1.1, n) * INTR.height_px
+    crowd = np.column_stack([(u - INTR.cx_px) / INTR.fx_px * zc, (v - INTR.cy_px) / INTR.fy_px * zc, z])
+    means = np.concatenate(clusters + [crowd])
+    m = len(means)
+    scales = np.concatenate([np.full((1500, 3), 1e-5), np.exp(rng.uniform(np.log(0.002), np.log(0.05), (n, 3)))])
+    world = GaussianWorld.from_linear(means, scales, rng.uniform(0.05, 1.0, m), rng.uniform(0, 1, (m, 3)),
+                                      rng.normal(size=(m, 4)))
+    T = np.eye(4)[None]
+    assert (REF.render(world, INTR, T).alpha[0, :, 0] > 0.01).any()  # the left cluster does reach in
+    assert_parity(world, np.concatenate([T, poses(8, 2)[1:]]))
+
+
 def test_empty_world_renders_background() -> None:
     world = GaussianWorld.empty(sh_degree=3)
     out = CPU.render(world, INTR, poses(0, 2), (0.25, 0.5, 0.75))

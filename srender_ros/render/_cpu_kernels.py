@@ -56,9 +56,11 @@ RADIX_SIZE = 1 << RADIX_BITS
 BLOCK = 256  # Gaussians per culling / projection block
 CHUNK = 8  # pixels composited per vector step (two AVX2 float64 vectors: enough independent work)
 SIGMA_CLAMP = 6.0  # > ln(255) >= every Gaussian's sigma cut-off
-# Unsigned offsets into the tile state: numba skips negative-index wraparound for unsigned indices,
-# which keeps the addresses affine so the loops vectorize.
-_U256, _U512, _U768, _U1024 = np.uint64(256), np.uint64(512), np.uint64(768), np.uint64(1024)
+# Tile state regions (T, then colour and depth sums), padded by CHUNK because a step may run past the
+# end of a tile row (those lanes are masked). Unsigned offsets: numba skips negative-index
+# wraparound for unsigned indices, which keeps the addresses affine so the loops vectorize.
+_REG = TILE * TILE + CHUNK
+_R1, _R2, _R3, _R4 = np.uint64(_REG), np.uint64(2 * _REG), np.uint64(3 * _REG), np.uint64(4 * _REG)
 
 # exp(-s) = exp(-s/8)^8, exp(-s/8) = exp(-3/8) exp(-u), u = s/8 - 3/8 in [-3/8, 3/8] for s in
 # [0, 6], by its Taylor polynomial of degree 12 (truncation < 5e-16, ~5e-15 relative after the
@@ -384,24 +386,30 @@ def _radix_sort_by(ka, ra):
 def _radix_order(keyf, rgid, n):
     """Order of rows 0..n-1 by (float32 depth bits, Gaussian index): gsplat's per-tile order.
 
-    Rows arrive in spatial-block order, so they are first put in Gaussian index order, then sorted
-    stably by depth bits (positive floats sort as uint32).
+    A stable radix sort of the depth bits (positive floats sort as uint32). Rows arrive in
+    spatial-block order, so where two rows share a depth (rare, except on planes facing the camera)
+    they are sorted again: by Gaussian index first, then stably by depth.
     """
-    gk = np.empty(n, np.uint32)
-    for i in range(n):
-        gk[i] = np.uint32(rgid[i])
-    _, by_index = _radix_sort_by(gk, np.arange(n).astype(np.int32))
     keys = keyf.view(np.uint32)
-    dk = np.empty(n, np.uint32)
-    for i in range(n):
-        dk[i] = keys[by_index[i]]
-    _, order = _radix_sort_by(dk, by_index)
+    sk, order = _radix_sort_by(keys[:n].copy(), np.arange(n).astype(np.int32))
+    for i in range(1, n):
+        if sk[i] == sk[i - 1]:
+            gk = np.empty(n, np.uint32)
+            for r in range(n):
+                gk[r] = np.uint32(rgid[r])
+            _, by_index = _radix_sort_by(gk, np.arange(n).astype(np.int32))
+            dk = np.empty(n, np.uint32)
+            for r in range(n):
+                dk[r] = keys[by_index[r]]
+            _, order = _radix_sort_by(dk, by_index)
+            break
     return order
 
 
 @njit(cache=True, nogil=True)
-def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec):
-    """Depth-sort rows 0..n-1 into srec and scatter them into per-tile lists (each front to back).
+def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec, ncols):
+    """Depth-sort rows 0..n-1 (first ``ncols`` record fields) into srec and scatter them into
+    per-tile lists (each front to back).
 
     Returns:
         (offsets int64 [ntiles + 1], lists int32 [n_isect]): tile t's srec rows are
@@ -413,7 +421,7 @@ def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec):
     srect = np.empty((n, 4), np.int32)
     for s in range(n):
         r = order[s]
-        for f in range(NREC):
+        for f in range(ncols):
             srec[s, f] = rec[r, f]
         for f in range(4):
             srect[s, f] = trect[r, f]
@@ -435,7 +443,9 @@ def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec):
 
 @njit(cache=True, inline="always")
 def _window(rec, j, x0, y0, x1, y1, W, H):
-    """Rows [gy0, gy1] and CHUNK columns [c0, c1] of the tile that meet Gaussian j's support box."""
+    """Rows [gy0, gy1] of the tile that meet Gaussian j's support box, its first column relative to
+    the tile and the number of CHUNK-pixel steps covering its columns (chunks start at the box, not
+    at a multiple of CHUNK, so a Gaussian up to CHUNK px wide takes one step per row)."""
     mx = rec[j, R_MX]
     my = rec[j, R_MY]
     hx = rec[j, R_HX]
@@ -444,9 +454,8 @@ def _window(rec, j, x0, y0, x1, y1, W, H):
     gy1 = min(y1 - 1, int(math.floor(min(my + hy - 0.5 + 1e-3, H + 1.0))))
     gx0 = max(x0, int(math.ceil(max(mx - hx - 0.5 - 1e-3, -1.0))))
     gx1 = min(x1 - 1, int(math.floor(min(mx + hx - 0.5 + 1e-3, W + 1.0))))
-    if gx0 > gx1:
-        gy1 = gy0 - 1
-    return gy0, gy1, (gx0 - x0) // CHUNK, (gx1 - x0) // CHUNK
+    nch = (gx1 - gx0 + CHUNK) // CHUNK if gx1 >= gx0 else 0
+    return gy0, gy1, gx0 - x0, nch
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -455,7 +464,7 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
 
     Branch-free over CHUNK-pixel row pieces so LLVM vectorizes it. The state is one array so the
     vectorizer sees no aliasing: st[p] = transmittance T (negated once the pixel is done),
-    st[256 + p], st[512 + p], st[768 + p] = colour sums, st[1024 + p] = depth sum.
+    st[_REG + p], st[2 _REG + p], st[3 _REG + p] = colour sums, st[4 _REG + p] = depth sum.
     """
     x0 = (t % ntx) * TILE
     y0 = (t // ntx) * TILE
@@ -463,15 +472,15 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
     y1 = min(y0 + TILE, H)
     xw = x1 - x0
     npix = xw * (y1 - y0)
-    st = np.zeros(5 * TILE * TILE)
-    st[: TILE * TILE] = 1.0
+    st = np.zeros(5 * _REG)
+    st[:_REG] = 1.0
     rowdone = np.zeros(TILE, np.int64)
     ndone = 0
     for q in range(offsets[t], offsets[t + 1]):
         if ndone >= npix:
             break
         j = lists[q]
-        gy0, gy1, c0, c1 = _window(rec, j, x0, y0, x1, y1, W, H)
+        gy0, gy1, gxl, nch = _window(rec, j, x0, y0, x1, y1, W, H)
         ca = rec[j, R_CA]
         cb = rec[j, R_CB]
         cc = rec[j, R_CC]
@@ -493,25 +502,25 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
             ccdy2 = cc * dy * dy
             base = np.uint64(r * TILE)
             nfin = 0
-            for ch in range(c0, c1 + 1):
+            for ch in range(nch):
                 for k in range(CHUNK):
-                    i = ch * CHUNK + k
+                    i = gxl + ch * CHUNK + k
                     p = base + np.uint64(i)
                     dx = mxl - i
                     sigma = 0.5 * (ca * dx * dx + ccdy2) + cbdy * dx
                     a = min(MAX_ALPHA, op * _exp_neg(min(max(sigma, 0.0), SIGMA_CLAMP)))
                     tp = st[p]
                     nt = tp * (1.0 - a)
-                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0)
+                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0) & (i < xw)
                     fin = ok & (nt <= T_MIN)
                     add = ok & (nt > T_MIN)
                     w = a * tp if add else 0.0
-                    st[p + _U256] += w * cr
-                    st[p + _U512] += w * cg
-                    st[p + _U768] += w * cbl
-                    st[p + _U1024] += w * zj
+                    st[p + _R1] += w * cr
+                    st[p + _R2] += w * cg
+                    st[p + _R3] += w * cbl
+                    st[p + _R4] += w * zj
                     st[p] = nt if add else (-tp if fin else tp)
-                    nfin += 1 if (fin & (i < xw)) else 0
+                    nfin += 1 if fin else 0
             rowdone[r] += nfin
             ndone += nfin
     for py in range(y0, y1):
@@ -520,11 +529,11 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
             tp = abs(st[p])
             al = 1.0 - tp
             alpha[py, px] = al
-            rgb[py, px, 0] = st[256 + p] + tp * bg[0]
-            rgb[py, px, 1] = st[512 + p] + tp * bg[1]
-            rgb[py, px, 2] = st[768 + p] + tp * bg[2]
+            rgb[py, px, 0] = st[_REG + p] + tp * bg[0]
+            rgb[py, px, 1] = st[2 * _REG + p] + tp * bg[1]
+            rgb[py, px, 2] = st[3 * _REG + p] + tp * bg[2]
             if al >= depth_min_alpha:
-                depth[py, px] = st[1024 + p] / max(al, 1e-10)
+                depth[py, px] = st[4 * _REG + p] / max(al, 1e-10)
             else:
                 depth[py, px] = np.nan
 
@@ -538,14 +547,14 @@ def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
     y1 = min(y0 + TILE, H)
     xw = x1 - x0
     npix = xw * (y1 - y0)
-    st = np.ones(TILE * TILE)
+    st = np.ones(_REG)
     rowdone = np.zeros(TILE, np.int64)
     ndone = 0
     for q in range(offsets[t], offsets[t + 1]):
         if ndone >= npix:
             break
         j = lists[q]
-        gy0, gy1, c0, c1 = _window(rec, j, x0, y0, x1, y1, W, H)
+        gy0, gy1, gxl, nch = _window(rec, j, x0, y0, x1, y1, W, H)
         ca = rec[j, R_CA]
         cb = rec[j, R_CB]
         cc = rec[j, R_CC]
@@ -562,20 +571,20 @@ def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
             ccdy2 = cc * dy * dy
             base = np.uint64(r * TILE)
             nfin = 0
-            for ch in range(c0, c1 + 1):
+            for ch in range(nch):
                 for k in range(CHUNK):
-                    i = ch * CHUNK + k
+                    i = gxl + ch * CHUNK + k
                     p = base + np.uint64(i)
                     dx = mxl - i
                     sigma = 0.5 * (ca * dx * dx + ccdy2) + cbdy * dx
                     a = min(MAX_ALPHA, op * _exp_neg(min(max(sigma, 0.0), SIGMA_CLAMP)))
                     tp = st[p]
                     nt = tp * (1.0 - a)
-                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0)
+                    ok = (sigma <= sig_max) & (sigma >= 0.0) & (a >= ALPHA_THR) & (tp > 0.0) & (i < xw)
                     fin = ok & (nt <= T_MIN)
                     add = ok & (nt > T_MIN)
                     st[p] = nt if add else (-tp if fin else tp)
-                    nfin += 1 if (fin & (i < xw)) else 0
+                    nfin += 1 if fin else 0
             rowdone[r] += nfin
             ndone += nfin
     for py in range(y0, y1):

@@ -158,7 +158,7 @@ def _coverage_views(views: range, p: _PreparedWorld, cams: NDArray[np.float64], 
     nb = p.bounds.shape[0]
     for v in views:
         n = K.project_blocks(0, nb, p.G, p.bounds, p.gid, p.sh, cams[v], buf.rec, buf.trect, buf.keyf, buf.rgid, 0, False)
-        offsets, lists = K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec)
+        offsets, lists = K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec, K.R_HY + 1)
         K.raster_tiles_alpha(tiles, buf.srec, lists, offsets, W, H, ntx, out[v])
 
 
@@ -202,7 +202,8 @@ class CpuRenderer:
         starts = np.array([b0 * K.BLOCK for b0, _ in bounds_of], np.int64)
         counts = np.array(_parallel_map(_project_part, bounds_of, p, cam, buf, with_color), np.int64)
         n = K.compact_chunks(starts, counts, buf.rec, buf.trect, buf.keyf, buf.rgid)
-        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec)  # type: ignore[no-any-return]
+        ncols = K.NREC if with_color else K.R_HY + 1
+        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec, ncols)  # type: ignore[no-any-return]
 
     def render(
         self,
