@@ -125,13 +125,15 @@ def room_trajectory(n_poses: int) -> NDArray[np.float64]:
     return T
 
 
-def _time(fn, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
-    out = []
+def _time(fn, repeats: int) -> tuple[list[float], list[float]]:  # type: ignore[no-untyped-def]
+    """(wall seconds, CPU seconds of this process, all threads) of ``repeats`` calls."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        out.append(time.perf_counter() - t0)
-    return out
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
 
 
 def machine_description() -> str:
@@ -166,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     renderer = get_renderer(args.renderer)
-    print(f"renderer={renderer.name}  machine: {machine_description()}")
+    print(f"renderer={renderer.name}  machine: {machine_description()}", flush=True)
     print(f"load average before: {os.getloadavg()}")
     results: dict[str, object] = {"renderer": renderer.name, "machine": machine_description(), "render": [], "coverage": None}
     poses = room_trajectory(max(args.frames, 1) * 7)[:: 7][: args.frames]
@@ -177,14 +179,15 @@ def main(argv: list[str] | None = None) -> int:
             w_px, h_px = (int(v) for v in res.lower().split("x"))
             intr = Intrinsics.from_fov(w_px, h_px, args.fov_deg)
             out = renderer.render(worlds[n], intr, poses[:1])  # warm-up: compile, per-world caches
-            runs = _time(lambda intr=intr, n=n: [renderer.render(worlds[n], intr, poses[i:i + 1]) for i in range(len(poses))],
-                         args.repeats)
+            runs, cpu = _time(lambda intr=intr, n=n: [renderer.render(worlds[n], intr, poses[i:i + 1])
+                                                      for i in range(len(poses))], args.repeats)
             med = statistics.median(runs) / len(poses)
+            med_cpu = statistics.median(cpu) / len(poses)
             row = {"gaussians": n, "resolution": res, "ms_per_frame": med * 1e3, "fps": 1.0 / med,
-                   "alpha_mean": float(out.alpha.mean()), "runs_s": runs}
+                   "cpu_ms_per_frame": med_cpu * 1e3, "alpha_mean": float(out.alpha.mean()), "runs_s": runs}
             results["render"].append(row)  # type: ignore[union-attr]
-            print(f"render  N={n:>8}  {res:>8}: {med * 1e3:8.1f} ms/frame  {1 / med:6.1f} fps  "
-                  f"(alpha mean {out.alpha.mean():.3f}; runs {', '.join(f'{r:.2f}' for r in runs)} s)")
+            print(f"render  N={n:>8}  {res:>8}: {med * 1e3:8.1f} ms/frame  {1 / med:6.1f} fps  CPU {med_cpu * 1e3:7.1f} ms/frame"
+                  f"  (alpha mean {out.alpha.mean():.3f}; runs {', '.join(f'{r:.2f}' for r in runs)} s)", flush=True)
     if not args.skip_coverage:
         n = args.coverage_gaussians
         world = worlds.get(n) or box_room_world(n, seed=1, sh_degree=args.sh_degree)
@@ -192,13 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         intr = Intrinsics.from_fov(w_px, h_px, args.fov_deg)
         traj = room_trajectory(args.coverage_poses)
         cov = renderer.coverage(world, intr, traj[:8])  # warm-up
-        runs = _time(lambda: renderer.coverage(world, intr, traj), args.repeats)
+        runs, cpu = _time(lambda: renderer.coverage(world, intr, traj), args.repeats)
         cov = renderer.coverage(world, intr, traj)
         med = statistics.median(runs)
         results["coverage"] = {"gaussians": n, "poses": len(traj), "resolution": args.coverage_resolution, "seconds": med,
-                               "alpha_mean": float(cov.mean()), "runs_s": runs}
-        print(f"coverage N={n} poses={len(traj)} {args.coverage_resolution}: {med:.3f} s  "
-              f"(alpha mean {cov.mean():.3f}; runs {', '.join(f'{r:.2f}' for r in runs)} s)")
+                               "cpu_seconds": statistics.median(cpu), "alpha_mean": float(cov.mean()), "runs_s": runs}
+        print(f"coverage N={n} poses={len(traj)} {args.coverage_resolution}: {med:.3f} s  CPU {statistics.median(cpu):.3f} s"
+              f"  (alpha mean {cov.mean():.3f}; runs {', '.join(f'{r:.2f}' for r in runs)} s)", flush=True)
     print(f"load average after: {os.getloadavg()}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
