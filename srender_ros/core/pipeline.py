@@ -89,8 +89,8 @@ class PipelineConfig:
     chunk_size: int = 30
     max_keyframes_per_request: int = 64
     keyframe_overscan: float = 1.25
-    keyframe_lookahead: int = 0
-    lookahead_max_uncovered: float = 0.3
+    keyframe_lookahead: int = 8
+    lookahead_max_uncovered: float = 0.1
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
 
