@@ -5,12 +5,14 @@ packed=False, eps2d=0.3, near_plane=0.01)`` up to float rounding (it computes in
 the same as :class:`srender_ros.render.reference.ReferenceRenderer` to ~1e-12. The rules are listed
 in :mod:`srender_ros.render.projection`; the kernels are in :mod:`srender_ros.render._cpu_kernels`.
 
-Speed comes from: per-world constants (3D covariances, opacity terms) computed once and cached
-per world object; a fused projection kernel parallel over Gaussians that starts with a cheap
-conservative frustum test; one stable radix sort of float32 depth keys per view, then a counting
-sort into 16x16 tiles; compositing parallel over tiles that visits only the pixels where a
-Gaussian's alpha can reach 1/255; and, for coverage, one kernel that renders many poses in
-parallel (a view per thread) without any colour work.
+Speed comes from: per-world constants (3D covariances, opacity terms) computed once, stored
+column-wise in spatial (Morton) order and cached per world object; a conservative frustum test on
+blocks of 256 Gaussians; a branch-free projection that LLVM vectorizes; one stable radix sort of
+float32 depth keys per view, then a counting sort into 16x16 tiles; front-to-back compositing
+8 pixels at a time (vectorized, with a polynomial exp) over only the rows and columns where a
+Gaussian's alpha can reach 1/255; threads over Gaussian blocks and tiles (renders) or over poses
+(coverage, which skips all colour work). The kernels release the GIL and run on a small shared
+thread pool (``NUMBA_NUM_THREADS`` workers, default: all CPUs).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from srender_ros.render.reference import check_background, check_intrinsics, che
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
-#: Slack on the conservative pre-cull bound, so poses whose rotation is orthonormal only to
+#: Slack on the conservative block-culling bound, so poses whose rotation is orthonormal only to
 #: projection.ROTATION_TOL never lose a Gaussian that the exact test would keep.
 _PRECULL_SAFETY = 1.01
 
@@ -169,10 +171,11 @@ def _project_part(blocks: tuple[int, int], p: _PreparedWorld, cam: NDArray[np.fl
 
 
 class CpuRenderer:
-    """gsplat-compatible rasterizer on the CPU (numba, parallel over tiles, or over poses for coverage).
+    """gsplat-compatible rasterizer on the CPU (numba; threads over tiles, or over poses for coverage).
 
-    Thread-safe; the per-world constants of the most recently used worlds are cached (weakly, so a
-    dropped world frees them).
+    Thread-safe; the per-world constants of the two most recently used worlds are cached (weakly,
+    so a dropped world frees them). The first call in a fresh checkout compiles the kernels
+    (~15 s of CPU); numba caches them under ``__pycache__`` for later processes.
     """
 
     name = "cpu"

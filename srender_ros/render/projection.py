@@ -12,11 +12,13 @@ reader can check them (``gsplat/cuda/csrc/ProjectionEWA3DGSFused.cu``, ``include
   The 2D mean itself is not clamped.
 - ``eps2d`` = 0.3 px^2 is added to the diagonal (classic mode: no opacity compensation); a
   Gaussian whose blurred determinant is <= 0 is culled. Conic = inverse of the blurred cov2d.
-- Radius (gsplat 1.5.3, not the older ``3 * sqrt(max eigenvalue)``): per axis,
+- Radius (gsplat 1.5.3's CUDA kernel, not the older ``3 * sqrt(max eigenvalue)`` and not the
+  fixed 3.33 of its pure-torch ``_fully_fused_projection``): per axis,
   ``ceil(extend * sqrt(cov2d[i, i]))`` with the opacity-aware ``extend = min(3.33,
   sqrt(2 ln(opacity * 255)))`` (arXiv 2402.00525, B.2); a Gaussian with opacity < 1/255 is culled.
-  The axis-aligned box contains every pixel where its alpha can reach 1/255 (unless extend is
-  capped at 3.33, i.e. opacity > ~0.9977).
+  For opacity <= 1 the square root is at most sqrt(2 ln 255) = 3.329, so the cap never binds and
+  the axis-aligned box contains every pixel where the Gaussian's alpha can reach 1/255; the tile
+  rule below therefore never removes a contribution, it only bounds the work.
 - Off-image: culled when ``mx + rx <= 0 or mx - rx >= W or my + ry <= 0 or my - ry >= H``.
 - A Gaussian is composited only in the 16x16 tiles its box touches: tiles
   ``[floor(mx/16 - rx/16), ceil(mx/16 + rx/16))`` clamped to the tile grid (same for y).
