@@ -61,8 +61,30 @@ def clamp_under_ceiling(rec: np.ndarray, n: int, zmax: float) -> None:
 
 
 @njit(**NJIT)
+def confine(rec: np.ndarray, n: int, x0: float, y0: float, c: float) -> None:
+    """Make every primitive lie inside its cell [x0, x0 + c] x [y0, y0 + c] (the ray caster relies on it).
+
+    Boxes are clipped; cylinders and ellipsoids are moved inwards by their overhang (builders keep
+    overhangs to centimetres, so this only guards against a stray plant or chair).
+    """
+    for k in range(n):
+        row = rec[k]
+        t = int(row[0])
+        if t == T_BOX:
+            row[1] = max(row[1], x0)
+            row[2] = max(row[2], y0)
+            row[4] = min(row[4], x0 + c)
+            row[5] = min(row[5], y0 + c)
+        else:
+            rx = row[3] if t == T_CYL else row[4]
+            ry = row[3] if t == T_CYL else row[5]
+            row[1] = min(max(row[1], x0 + rx), x0 + c - rx)
+            row[2] = min(max(row[2], y0 + ry), y0 + c - ry)
+
+
+@njit(**NJIT)
 def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: int, ny: int, k: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     family = int(params[P_FAMILY])
     c = params[P_CELL]
     g = params[P_ORIGIN]
@@ -70,6 +92,7 @@ def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: i
     hgt = params[P_CEILING]
     cs = c / s
     objs = np.zeros((nx * ny, k, NF), dtype=np.float32)
+    count = np.zeros(nx * ny, dtype=np.int32)
     sub_cnt = np.zeros((nx * ny, s * s), dtype=np.int32)
     sub_idx = np.zeros((nx * ny, s * s, k), dtype=np.uint8)
     sub_z = np.empty((nx * ny, s * s, 2), dtype=np.float64)
@@ -94,6 +117,8 @@ def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: i
             n = build_forest(rec, seed, ix, iy, x0, y0, c)
         else:
             n = build_field(rec, seed, ix, iy, x0, y0, c, g, params[P_TERRAIN])
+        count[ci] = n
+        confine(rec, n, x0, y0, c)
         if params[P_CEILING] > 0.0:
             clamp_under_ceiling(objs[ci], n, params[P_CEILING] - CEILING_GAP_M)
         sub_z[ci, :, 0] = np.inf
@@ -112,7 +137,7 @@ def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: i
                     sub_cnt[ci, q] += 1
                     sub_z[ci, q, 0] = min(sub_z[ci, q, 0], bz0)
                     sub_z[ci, q, 1] = max(sub_z[ci, q, 1], bz1)
-    return objs, sub_cnt, sub_idx, sub_z
+    return objs, count, sub_cnt, sub_idx, sub_z
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,6 +147,7 @@ class CellTable:
     Attributes:
         ix0, iy0, nx, ny: the window, in cell indices.
         objs: [nx * ny, K, NF] float32 primitive records (cell index ci = (ix - ix0) * ny + (iy - iy0)).
+        count: [nx * ny] int32 primitives per cell (rows beyond it are unused).
         sub_cnt: [nx * ny, S * S] int32 number of primitives overlapping each sub-cell
             (sub-cell q = a * S + b for the a-th column in x and b-th row in y).
         sub_idx: [nx * ny, S * S, K] uint8 their indices into the cell's records.
@@ -133,6 +159,7 @@ class CellTable:
     nx: int
     ny: int
     objs: NDArray[np.float32]
+    count: NDArray[np.int32]
     sub_cnt: NDArray[np.int32]
     sub_idx: NDArray[np.uint8]
     sub_z: NDArray[np.float64]
@@ -154,9 +181,9 @@ def build_table(scene: SceneSpec, ix0: int, iy0: int, nx: int, ny: int) -> CellT
         raise InputError(f"cell window {nx}x{ny} is empty or too large; render fewer, closer cameras at once")
     if scene.layout.max_objects > 255:
         raise InputError(f"max_objects={scene.layout.max_objects}: sub-cell indices are uint8, at most 255")
-    objs, sub_cnt, sub_idx, sub_z = _build_window(np.uint64(scene.seed), scene.params(), ix0, iy0, nx, ny,
-                                                  scene.layout.max_objects)
-    return CellTable(ix0, iy0, nx, ny, objs, sub_cnt, sub_idx, sub_z)
+    objs, count, sub_cnt, sub_idx, sub_z = _build_window(np.uint64(scene.seed), scene.params(), ix0, iy0, nx, ny,
+                                                         scene.layout.max_objects)
+    return CellTable(ix0, iy0, nx, ny, objs, count, sub_cnt, sub_idx, sub_z)
 
 
 def window_for(scene: SceneSpec, xy_m: NDArray[np.float64]) -> tuple[int, int, int, int]:

@@ -95,8 +95,8 @@ class FamilyLayout:
 
 
 LAYOUTS: dict[Family, FamilyLayout] = {
-    Family.ROOM: FamilyLayout(8.0, -4.0, 2.8, 80.0, 48, 4),
-    Family.OFFICE: FamilyLayout(9.0, -4.5, 3.0, 90.0, 48, 4),
+    Family.ROOM: FamilyLayout(8.0, -4.0, 2.8, 80.0, 64, 4),
+    Family.OFFICE: FamilyLayout(9.0, -4.5, 3.0, 90.0, 64, 4),
     Family.KITCHEN: FamilyLayout(7.0, -3.5, 2.7, 70.0, 48, 4),
     Family.WAREHOUSE: FamilyLayout(8.0, -4.0, 10.0, 160.0, 48, 4),
     Family.STREET: FamilyLayout(40.0, 0.0, 0.0, SKY_DISTANCE_M, 60, 8),
