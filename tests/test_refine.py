@@ -9,7 +9,14 @@ import torch
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.metrics import psnr_db
-from srender_ros.core.refine import RefineConfig, RefineReport, downsample_area, refine_state, refine_world
+from srender_ros.core.refine import (
+    RefineConfig,
+    RefineReport,
+    SelectiveAdam,
+    downsample_area,
+    refine_state,
+    refine_world,
+)
 from srender_ros.core.store import WorldState
 from srender_ros.core.world import GaussianWorld, rgb_to_sh_dc, sh_dc_to_rgb
 from srender_ros.errors import InputError
@@ -281,3 +288,33 @@ def test_refinement_on_cuda_with_gsplat_reduces_the_loss() -> None:
     new, rep = refine_world(perturbed(truth), kfs, RefineConfig(iterations=60, scale=1.0, lr_color=0.05, device="cuda"))
     assert rep.backend == "gsplat-cuda" and len(new) == len(truth)
     assert rep.loss_after < 0.5 * rep.loss_before
+
+
+# ---- the optimizer --------------------------------------------------------------------------------
+def test_selective_adam_equals_adam_when_every_row_has_gradient() -> None:
+    torch.manual_seed(0)
+    a = torch.randn(6, 3, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    ours, ref = SelectiveAdam([(a, 0.05)]), torch.optim.Adam([b], lr=0.05, eps=1e-15)
+    for _ in range(5):
+        target = torch.randn(6, 3)
+        for p, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            ((p - target) ** 2).sum().backward()
+            opt.step()
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-6)
+
+
+def test_selective_adam_leaves_rows_without_gradient_alone() -> None:
+    p = torch.zeros(4, 2, requires_grad=True)
+    opt = SelectiveAdam([(p, 0.1)])
+    opt.zero_grad()
+    (p[:2].sum()).backward()  # rows 0, 1 seen
+    opt.step()
+    after_first = p.detach().clone()
+    opt.zero_grad()
+    (p[2:3].sum()).backward()  # only row 2 seen now: rows 0, 1 must not drift on old momentum
+    opt.step()
+    np.testing.assert_array_equal(p.detach()[:2].numpy(), after_first[:2].numpy())
+    np.testing.assert_allclose(p.detach()[2].numpy(), [-0.1, -0.1], atol=1e-6)  # a first Adam step is lr
+    np.testing.assert_array_equal(p.detach()[3].numpy(), [0.0, 0.0])
