@@ -7,14 +7,17 @@ Pipeline per view:
 2. project: the exact gsplat projection of the survivors, also branch-free over blocks, then
    compacted (in Gaussian index order) into a record table;
 3. sort: one stable LSD radix sort of the float32 depth bits (gsplat's key; ties keep index
-   order), the records are gathered into depth order and counting-sorted into 16x16 tile lists;
+   order), the records are gathered into depth order and counting-sorted into tile lists (tiles
+   of TILE_H rows and a chosen width, by each Gaussian's exact support box);
 4. composite: per tile, front to back, Gaussian-major over the tile rows the Gaussian reaches,
    8 pixels at a time without branches (so LLVM vectorizes it), with per-pixel early stop.
 
-Pixels outside a Gaussian's exact support (sigma <= ln(255 o), a box inside gsplat's radius box)
-cannot pass the alpha >= 1/255 test, so skipping them changes nothing; the tile lists are only
-an acceleration structure. Everything is compiled with ``cache=True``: the first call in a fresh
-checkout compiles for a minute or so, later processes load the cached machine code.
+Pixels outside a Gaussian's exact support (sigma <= ln(255 o), a box inside gsplat's radius box
+and hence inside its 16x16-tile rectangle) cannot pass the alpha >= 1/255 test, so skipping them
+changes nothing; our tiles are only an acceleration structure.
+
+Everything is compiled with ``cache=True``: the first call in a fresh checkout compiles for about
+15 s of CPU, later processes load the cached machine code.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ NCAM = C_PLANES + 24
 #: Pixel margin of the block test: ext sqrt(eps2d) + 1 (ceil) <= 3.33 * 0.548 + 1.001 < 2.9.
 BLOCK_MARGIN_PX = 2.9
 
-TILE = 16
 EPS2D = 0.3
 ALPHA_THR = 1.0 / 255.0
 MAX_ALPHA = 0.999
@@ -56,10 +58,15 @@ RADIX_SIZE = 1 << RADIX_BITS
 BLOCK = 256  # Gaussians per culling / projection block
 CHUNK = 8  # pixels composited per vector step (two AVX2 float64 vectors: enough independent work)
 SIGMA_CLAMP = 6.0  # > ln(255) >= every Gaussian's sigma cut-off
+#: Internal tiles are TILE_H rows by a caller-chosen width of at most MAX_TILE_W pixels. They only
+#: bound the work: a Gaussian is binned by its exact support box, which lies inside gsplat's
+#: 16x16-tile rectangle, so the tile shape cannot change a pixel.
+TILE_H = 16
+MAX_TILE_W = 128
 # Tile state regions (T, then colour and depth sums), padded by CHUNK because a step may run past the
-# end of a tile row (those lanes are masked). Unsigned offsets: numba skips negative-index
+# end of a tile row (those lanes are masked). Fixed, unsigned offsets: numba skips negative-index
 # wraparound for unsigned indices, which keeps the addresses affine so the loops vectorize.
-_REG = TILE * TILE + CHUNK
+_REG = TILE_H * MAX_TILE_W + CHUNK
 _R1, _R2, _R3, _R4 = np.uint64(_REG), np.uint64(2 * _REG), np.uint64(3 * _REG), np.uint64(4 * _REG)
 
 # exp(-s) = exp(-s/8)^8, exp(-s/8) = exp(-3/8) exp(-u), u = s/8 - 3/8 in [-3/8, 3/8] for s in
@@ -189,17 +196,15 @@ def _block_visible(bounds, b, cam):
 def _project_block(gf, m, lo, n, cam, tmp):
     """gsplat's fused EWA projection of Gaussians lo..lo+n-1, branch-free (vectorizes), into tmp.
 
-    ``gf`` is G flattened (row f at f*m), ``tmp`` is [15 * BLOCK] with rows: mx, my, conic a b c,
-    opacity, ln(255 o), support half-sizes hx hy, z, tile rect x0 y0 x1 y1, keep flag (1.0 where
-    gsplat keeps the Gaussian: radii > 0). One load and one store array keep LLVM's alias checks
+    ``gf`` is G flattened (row f at f*m), ``tmp`` is [11 * BLOCK] with rows: mx, my, conic a b c,
+    opacity, ln(255 o), support half-sizes hx hy, z, keep flag (1.0 where gsplat keeps the
+    Gaussian: radii > 0). One load and one store array keep LLVM's alias checks
     cheap enough to vectorize; unsigned indices avoid numba's negative-index wraparound.
     """
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = cam[0], cam[1], cam[2], cam[3], cam[4], cam[5], cam[6], cam[7], cam[8]
     t0, t1, t2 = cam[9], cam[10], cam[11]
     fx, fy, cx, cy, W, H = cam[C_FX], cam[C_FY], cam[C_CX], cam[C_CY], cam[C_W], cam[C_H]
     lxp, lxn, lyp, lyn, near, far = cam[C_LXP], cam[C_LXN], cam[C_LYP], cam[C_LYN], cam[C_NEAR], cam[C_FAR]
-    ntx = np.floor((W + (TILE - 1)) / TILE)
-    nty = np.floor((H + (TILE - 1)) / TILE)
     um = np.uint64(m)
     ub = np.uint64(BLOCK)
     base = np.uint64(lo)
@@ -260,11 +265,7 @@ def _project_block(gf, m, lo, n, cam, tmp):
         tmp[np.uint64(7) * ub + uk] = math.sqrt(2.0 * lnop * a)
         tmp[np.uint64(8) * ub + uk] = math.sqrt(2.0 * lnop * c)
         tmp[np.uint64(9) * ub + uk] = z
-        tmp[np.uint64(10) * ub + uk] = min(max(np.floor(mx / TILE - rx / TILE), 0.0), ntx)
-        tmp[np.uint64(11) * ub + uk] = min(max(np.floor(my / TILE - ry / TILE), 0.0), nty)
-        tmp[np.uint64(12) * ub + uk] = min(max(np.ceil(mx / TILE + rx / TILE), 0.0), ntx)
-        tmp[np.uint64(13) * ub + uk] = min(max(np.ceil(my / TILE + ry / TILE), 0.0), nty)
-        tmp[np.uint64(14) * ub + uk] = 1.0 if ok else 0.0
+        tmp[np.uint64(10) * ub + uk] = 1.0 if ok else 0.0
 
 
 @njit(cache=True, error_model="numpy")
@@ -304,12 +305,12 @@ def _sh_color(sh, g, dx, dy, dz, rec, k):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, with_color):
-    """Project the Gaussians of blocks [b0, b1) into rec / trect / keyf / rgid rows from k0 on.
+def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, keyf, rgid, k0, with_color):
+    """Project the Gaussians of blocks [b0, b1) into rec / keyf / rgid rows from k0 on.
 
     Rows are written in block order; returns how many Gaussians survived.
     """
-    tmp = np.empty(15 * BLOCK)
+    tmp = np.empty(11 * BLOCK)
     m = G.shape[1]
     gf = G.ravel()
     k = k0
@@ -320,12 +321,10 @@ def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, 
         n = min(BLOCK, m - lo)
         _project_block(gf, m, lo, n, cam, tmp)
         for q in range(n):
-            if tmp[14 * BLOCK + q] == 0.0:
+            if tmp[10 * BLOCK + q] == 0.0:
                 continue
             for f in range(R_Z + 1):
                 rec[k, f] = tmp[f * BLOCK + q]
-            for f in range(4):
-                trect[k, f] = np.int32(tmp[(10 + f) * BLOCK + q])
             keyf[k] = np.float32(tmp[9 * BLOCK + q])
             i = lo + q
             rgid[k] = gid[i]
@@ -336,7 +335,7 @@ def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, trect, keyf, rgid, k0, 
 
 
 @njit(cache=True)
-def compact_chunks(starts, counts, rec, trect, keyf, rgid):
+def compact_chunks(starts, counts, rec, keyf, rgid):
     """Move the survivors of several :func:`project_blocks` calls (row starts[c], counts[c] rows)
     together into rows 0..n-1; returns n."""
     n = counts[0]
@@ -345,8 +344,6 @@ def compact_chunks(starts, counts, rec, trect, keyf, rgid):
         for r in range(lo, lo + counts[c]):
             for f in range(NREC):
                 rec[n, f] = rec[r, f]
-            for f in range(4):
-                trect[n, f] = trect[r, f]
             keyf[n] = keyf[r]
             rgid[n] = rgid[r]
             n += 1
@@ -406,10 +403,18 @@ def _radix_order(keyf, rgid, n):
     return order
 
 
+@njit(cache=True, inline="always")
+def _tile_span(c, h, tile, ntiles):
+    """Tiles [t0, t1] of size ``tile`` holding the pixels whose centre lies within c +- h (1e-3 margin)."""
+    t0 = int(math.floor(max(c - h - 0.5 - 1e-3, -1.0) / tile))
+    t1 = int(math.floor(min(c + h - 0.5 + 1e-3, ntiles * tile + 1.0) / tile))
+    return max(t0, 0), min(t1, ntiles - 1)
+
+
 @njit(cache=True, nogil=True)
-def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec, ncols):
-    """Depth-sort rows 0..n-1 (first ``ncols`` record fields) into srec and scatter them into
-    per-tile lists (each front to back).
+def sort_and_bin(rec, keyf, rgid, n, tw, ntx, nty, srec, ncols):
+    """Depth-sort rows 0..n-1 (first ``ncols`` record fields) into srec and scatter them into the
+    lists of the tw x TILE_H tiles their support boxes touch (each list front to back).
 
     Returns:
         (offsets int64 [ntiles + 1], lists int32 [n_isect]): tile t's srec rows are
@@ -418,23 +423,27 @@ def sort_and_bin(rec, trect, keyf, rgid, n, ntx, nty, srec, ncols):
     order = _radix_order(keyf, rgid, n)
     ntiles = ntx * nty
     offsets = np.zeros(ntiles + 1, np.int64)
-    srect = np.empty((n, 4), np.int32)
+    span = np.empty((n, 4), np.int32)
     for s in range(n):
         r = order[s]
         for f in range(ncols):
             srec[s, f] = rec[r, f]
-        for f in range(4):
-            srect[s, f] = trect[r, f]
-        for ty in range(srect[s, 1], srect[s, 3]):
-            for tx in range(srect[s, 0], srect[s, 2]):
+        tx0, tx1 = _tile_span(rec[r, R_MX], rec[r, R_HX], tw, ntx)
+        ty0, ty1 = _tile_span(rec[r, R_MY], rec[r, R_HY], TILE_H, nty)
+        span[s, 0] = tx0
+        span[s, 1] = ty0
+        span[s, 2] = tx1
+        span[s, 3] = ty1
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
                 offsets[ty * ntx + tx + 1] += 1
     for t in range(ntiles):
         offsets[t + 1] += offsets[t]
     fill = offsets[:-1].copy()
     lists = np.empty(offsets[ntiles], np.int32)
     for s in range(n):
-        for ty in range(srect[s, 1], srect[s, 3]):
-            for tx in range(srect[s, 0], srect[s, 2]):
+        for ty in range(span[s, 1], span[s, 3] + 1):
+            for tx in range(span[s, 0], span[s, 2] + 1):
                 t = ty * ntx + tx
                 lists[fill[t]] = s
                 fill[t] += 1
@@ -459,22 +468,25 @@ def _window(rec, j, x0, y0, x1, y1, W, H):
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
+def raster_tile_rgb(t, rec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha):
     """Front-to-back compositing of tile ``t``; writes its pixels of rgb [H, W, 3], depth, alpha [H, W].
 
     Branch-free over CHUNK-pixel row pieces so LLVM vectorizes it. The state is one array so the
     vectorizer sees no aliasing: st[p] = transmittance T (negated once the pixel is done),
     st[_REG + p], st[2 _REG + p], st[3 _REG + p] = colour sums, st[4 _REG + p] = depth sum.
     """
-    x0 = (t % ntx) * TILE
-    y0 = (t // ntx) * TILE
-    x1 = min(x0 + TILE, W)
-    y1 = min(y0 + TILE, H)
+    x0 = (t % ntx) * tw
+    y0 = (t // ntx) * TILE_H
+    x1 = min(x0 + tw, W)
+    y1 = min(y0 + TILE_H, H)
     xw = x1 - x0
     npix = xw * (y1 - y0)
-    st = np.zeros(5 * _REG)
-    st[:_REG] = 1.0
-    rowdone = np.zeros(TILE, np.int64)
+    used = tw * TILE_H + CHUNK
+    st = np.empty(5 * _REG)
+    st[:used] = 1.0
+    for k in range(1, 5):
+        st[k * _REG:k * _REG + used] = 0.0
+    rowdone = np.zeros(TILE_H, np.int64)
     ndone = 0
     for q in range(offsets[t], offsets[t + 1]):
         if ndone >= npix:
@@ -500,7 +512,7 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
             dy = my - (py + 0.5)
             cbdy = cb * dy
             ccdy2 = cc * dy * dy
-            base = np.uint64(r * TILE)
+            base = np.uint64(r * tw)
             nfin = 0
             for ch in range(nch):
                 for k in range(CHUNK):
@@ -525,7 +537,7 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
             ndone += nfin
     for py in range(y0, y1):
         for px in range(x0, x1):
-            p = (py - y0) * TILE + (px - x0)
+            p = (py - y0) * tw + (px - x0)
             tp = abs(st[p])
             al = 1.0 - tp
             alpha[py, px] = al
@@ -539,16 +551,16 @@ def raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, de
 
 
 @njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
+def raster_tile_alpha(t, rec, lists, offsets, W, H, tw, ntx, alpha):
     """Alpha-only twin of :func:`raster_tile_rgb` (same decisions, no colour or depth sums)."""
-    x0 = (t % ntx) * TILE
-    y0 = (t // ntx) * TILE
-    x1 = min(x0 + TILE, W)
-    y1 = min(y0 + TILE, H)
+    x0 = (t % ntx) * tw
+    y0 = (t // ntx) * TILE_H
+    x1 = min(x0 + tw, W)
+    y1 = min(y0 + TILE_H, H)
     xw = x1 - x0
     npix = xw * (y1 - y0)
-    st = np.ones(_REG)
-    rowdone = np.zeros(TILE, np.int64)
+    st = np.ones(tw * TILE_H + CHUNK)
+    rowdone = np.zeros(TILE_H, np.int64)
     ndone = 0
     for q in range(offsets[t], offsets[t + 1]):
         if ndone >= npix:
@@ -569,7 +581,7 @@ def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
             dy = my - (py + 0.5)
             cbdy = cb * dy
             ccdy2 = cc * dy * dy
-            base = np.uint64(r * TILE)
+            base = np.uint64(r * tw)
             nfin = 0
             for ch in range(nch):
                 for k in range(CHUNK):
@@ -589,18 +601,18 @@ def raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha):
             ndone += nfin
     for py in range(y0, y1):
         for px in range(x0, x1):
-            alpha[py, px] = 1.0 - abs(st[(py - y0) * TILE + (px - x0)])
+            alpha[py, px] = 1.0 - abs(st[(py - y0) * tw + (px - x0)])
 
 
 @njit(cache=True, nogil=True)
-def raster_tiles_rgb(tiles, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha):
+def raster_tiles_rgb(tiles, rec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha):
     """Composite the given tiles of one view (callers split a view's tiles across threads)."""
     for t in tiles:
-        raster_tile_rgb(t, rec, lists, offsets, W, H, ntx, bg, rgb, depth, alpha, depth_min_alpha)
+        raster_tile_rgb(t, rec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha)
 
 
 @njit(cache=True, nogil=True)
-def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, ntx, alpha):
+def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, tw, ntx, alpha):
     """Alpha of the given tiles of one view."""
     for t in tiles:
-        raster_tile_alpha(t, rec, lists, offsets, W, H, ntx, alpha)
+        raster_tile_alpha(t, rec, lists, offsets, W, H, tw, ntx, alpha)

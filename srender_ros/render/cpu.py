@@ -8,7 +8,7 @@ in :mod:`srender_ros.render.projection`; the kernels are in :mod:`srender_ros.re
 Speed comes from: per-world constants (3D covariances, opacity terms) computed once, stored
 column-wise in spatial (Morton) order and cached per world object; a conservative frustum test on
 blocks of 256 Gaussians; a branch-free projection that LLVM vectorizes; one stable radix sort of
-float32 depth keys per view, then a counting sort into 16x16 tiles; front-to-back compositing
+float32 depth keys per view, then a counting sort into tiles of 16 rows; front-to-back compositing
 8 pixels at a time (vectorized, with a polynomial exp) over only the rows and columns where a
 Gaussian's alpha can reach 1/255; threads over Gaussian blocks and tiles (renders) or over poses
 (coverage, which skips all colour work). The kernels release the GIL and run on a small shared
@@ -31,7 +31,7 @@ from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import invert_transform
 from srender_ros.core.world import GaussianWorld
 from srender_ros.render import _cpu_kernels as K
-from srender_ros.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, TILE_SIZE_PX, validate_poses
+from srender_ros.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, validate_poses
 from srender_ros.render.protocol import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
 from srender_ros.render.reference import check_background, check_intrinsics, check_world
 
@@ -122,9 +122,21 @@ class _Buffers:
     def __init__(self, m: int) -> None:
         self.rec = np.empty((m, K.NREC))
         self.srec = np.empty((m, K.NREC))
-        self.trect = np.empty((m, 4), np.int32)
         self.keyf = np.empty(m, np.float32)
         self.rgid = np.empty(m, np.int64)
+
+
+#: Internal tile widths, px (tiles are _cpu_kernels.TILE_H rows high). Wider tiles split fewer
+#: Gaussians across tile borders; renders need enough tiles to share among threads, while coverage
+#: runs one view per thread and takes whole rows up to MAX_TILE_W.
+RENDER_TILE_W = 64
+COVERAGE_TILE_W = 128
+
+
+def _tiling(W: int, H: int, tile_w: int) -> tuple[int, int, int]:
+    """(tile width, tiles across, tiles down) for a W x H image."""
+    tw = max(K.CHUNK, min(tile_w, K.MAX_TILE_W, W))
+    return tw, -(-W // tw), -(-H // K.TILE_H)
 
 
 def _tile_parts(ntiles: int) -> list[NDArray[np.int64]]:
@@ -154,19 +166,19 @@ def _parallel_map(fn: Callable[..., _R], items: Sequence[_T], *args: Any) -> lis
 def _coverage_views(views: range, p: _PreparedWorld, cams: NDArray[np.float64], W: int, H: int,
                     out: NDArray[np.float32]) -> None:
     """Alpha of the given views one after another (one thread; the kernels release the GIL)."""
-    ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+    tw, ntx, nty = _tiling(W, H, COVERAGE_TILE_W)
     tiles = np.arange(ntx * nty, dtype=np.int64)
     buf = _Buffers(p.G.shape[1])
     nb = p.bounds.shape[0]
     for v in views:
-        n = K.project_blocks(0, nb, p.G, p.bounds, p.gid, p.sh, cams[v], buf.rec, buf.trect, buf.keyf, buf.rgid, 0, False)
-        offsets, lists = K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec, K.R_HY + 1)
-        K.raster_tiles_alpha(tiles, buf.srec, lists, offsets, W, H, ntx, out[v])
+        n = K.project_blocks(0, nb, p.G, p.bounds, p.gid, p.sh, cams[v], buf.rec, buf.keyf, buf.rgid, 0, False)
+        offsets, lists = K.sort_and_bin(buf.rec, buf.keyf, buf.rgid, n, tw, ntx, nty, buf.srec, K.R_HY + 1)
+        K.raster_tiles_alpha(tiles, buf.srec, lists, offsets, W, H, tw, ntx, out[v])
 
 
 def _project_part(blocks: tuple[int, int], p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, with_color: bool) -> int:
     b0, b1 = blocks
-    return int(K.project_blocks(b0, b1, p.G, p.bounds, p.gid, p.sh, cam, buf.rec, buf.trect, buf.keyf, buf.rgid,
+    return int(K.project_blocks(b0, b1, p.G, p.bounds, p.gid, p.sh, cam, buf.rec, buf.keyf, buf.rgid,
                                 b0 * K.BLOCK, with_color))
 
 
@@ -196,7 +208,7 @@ class CpuRenderer:
 
     @staticmethod
     def _bin_view(
-        p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, ntx: int, nty: int, with_color: bool
+        p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, tiling: tuple[int, int, int], with_color: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
         """Project (in threads), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
         nb = p.bounds.shape[0]
@@ -204,9 +216,10 @@ class CpuRenderer:
         bounds_of = [(c * nb // nparts, (c + 1) * nb // nparts) for c in range(nparts)]
         starts = np.array([b0 * K.BLOCK for b0, _ in bounds_of], np.int64)
         counts = np.array(_parallel_map(_project_part, bounds_of, p, cam, buf, with_color), np.int64)
-        n = K.compact_chunks(starts, counts, buf.rec, buf.trect, buf.keyf, buf.rgid)
+        n = K.compact_chunks(starts, counts, buf.rec, buf.keyf, buf.rgid)
         ncols = K.NREC if with_color else K.R_HY + 1
-        return K.sort_and_bin(buf.rec, buf.trect, buf.keyf, buf.rgid, n, ntx, nty, buf.srec, ncols)  # type: ignore[no-any-return]
+        tw, ntx, nty = tiling
+        return K.sort_and_bin(buf.rec, buf.keyf, buf.rgid, n, tw, ntx, nty, buf.srec, ncols)  # type: ignore[no-any-return]
 
     def render(
         self,
@@ -244,14 +257,15 @@ class CpuRenderer:
             alpha[:] = 0.0
             return RenderOutput(rgb, depth, alpha)
         V = invert_transform(T)
-        ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+        tiling = _tiling(W, H, RENDER_TILE_W)
+        tw, ntx, nty = tiling
         parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         for b in range(B):
             cam = camera_vector(intrinsics, V[b], T[b, :3, 3])
-            offsets, lists = self._bin_view(p, cam, buf, ntx, nty, with_color=True)
-            _parallel_map(K.raster_tiles_rgb, parts, buf.srec, lists, offsets, W, H, ntx, bg, rgb[b], depth[b], alpha[b],
-                          DEPTH_MIN_ALPHA)
+            offsets, lists = self._bin_view(p, cam, buf, tiling, with_color=True)
+            _parallel_map(K.raster_tiles_rgb, parts, buf.srec, lists, offsets, W, H, tw, ntx, bg, rgb[b], depth[b],
+                          alpha[b], DEPTH_MIN_ALPHA)
         return RenderOutput(rgb, depth, alpha)
 
     def coverage(
@@ -282,12 +296,13 @@ class CpuRenderer:
             _parallel_map(_coverage_views, [range(c, B, 2 * nthreads) for c in range(2 * nthreads)], p, cams, W, H, out)
             return out
         # Few poses: parallelize inside each view instead.
-        ntx, nty = -(-W // TILE_SIZE_PX), -(-H // TILE_SIZE_PX)
+        tiling = _tiling(W, H, RENDER_TILE_W)
+        tw, ntx, nty = tiling
         parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         for b in range(B):
-            offsets, lists = self._bin_view(p, cams[b], buf, ntx, nty, with_color=False)
-            _parallel_map(K.raster_tiles_alpha, parts, buf.srec, lists, offsets, W, H, ntx, out[b])
+            offsets, lists = self._bin_view(p, cams[b], buf, tiling, with_color=False)
+            _parallel_map(K.raster_tiles_alpha, parts, buf.srec, lists, offsets, W, H, tw, ntx, out[b])
         return out
 
 
