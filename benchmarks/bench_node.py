@@ -185,8 +185,12 @@ class Bench:
                 finished = self.schedules > served
                 if len(self.errors) > errors:
                     raise RuntimeError(f"the node refused the benchmark path: {self.errors[-1]}")
-            if finished:  # the node is done with the request: whatever has not arrived in 2 s was lost
-                time.sleep(2.0)
+            if finished:  # the node is done: whatever has not arrived once arrivals stop for 5 s was lost
+                n, quiet_since = len(self.both()), time.monotonic()
+                while time.monotonic() - quiet_since < 5.0 and n < len(stamps_ns):
+                    time.sleep(0.1)
+                    if len(self.both()) != n:
+                        n, quiet_since = len(self.both()), time.monotonic()
                 break
             time.sleep(0.05)
         return self.both()
@@ -242,7 +246,7 @@ def bench_size(world_dir: Path, width: int, height: int, args: argparse.Namespac
         arrivals = np.sort(np.array(list(got.values()), dtype=np.int64))
         fast_fps = (len(arrivals) - 1) / ((arrivals[-1] - arrivals[0]) * 1e-9) if len(arrivals) > 1 else 0.0
         fast = {"frames": n, "received": len(got), "lost": n - len(got), "fps": fast_fps,
-                "wall_s": time.monotonic() - t0}
+                "wall_s": time.monotonic() - t0, "lost_indices": [i for i, s in enumerate(stamps) if int(s) not in got]}
 
         bench.set(publish_mode="paced")
         period = int(1e9 / args.paced_hz)
@@ -251,6 +255,7 @@ def bench_size(world_dir: Path, width: int, height: int, args: argparse.Namespac
         got = bench.run_path(stamps, 600.0)
         late_ms = [(t - s) * 1e-6 for s, t in got.items()]
         paced = {"hz": args.paced_hz, "frames": n, "received": len(got), "lost": n - len(got),
+                 "lost_indices": [i for i, s in enumerate(stamps) if int(s) not in got],
                  "late_p50_ms": pct(late_ms, 50), "late_p95_ms": pct(late_ms, 95), "late_max_ms": max(late_ms or [0.0])}
         bench.set(publish_mode="fast")
 
@@ -274,7 +279,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=300, help="poses per path")
     ap.add_argument("--paced-hz", type=float, default=30.0)
     ap.add_argument("--poses", type=int, default=100, help="camera_pose requests")
-    ap.add_argument("--qos-depth", type=int, default=10, help="the node's image publisher history depth")
+    ap.add_argument("--qos-depth", type=int, default=30, help="the node's image publisher history depth")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
 

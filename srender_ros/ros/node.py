@@ -143,6 +143,7 @@ class SrenderNode(Node):
         self._view_worker.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
         c = self._config
+        self._check_depth(c)
         self.get_logger().info(f"ready: environment {c.environment!r}, generator {c.generator}, renderer "
                                f"{self._backend.renderer.name}, {c.width}x{c.height} fov {c.fov_deg} deg, worlds in "
                                f"{c.world_path}, publish_mode {c.publish_mode}, image_qos {c.image_qos}")
@@ -173,6 +174,8 @@ class SrenderNode(Node):
         if not changes:
             return
         self._config = self._config.with_changes(changes)
+        if "chunk_size" in changes:
+            self._check_depth(self._config)
         if "queue_depth" in changes:
             for job in self._jobs.set_maxlen(self._config.queue_depth):
                 self.get_logger().warning(f"request {job.request_id} dropped: queue_depth lowered")
@@ -180,6 +183,13 @@ class SrenderNode(Node):
         if "environment" in changes:
             # Loading a world from disk may take a while: not on the executor thread.
             threading.Thread(target=self._announce, args=(self._config.environment,), daemon=True).start()
+
+    def _check_depth(self, cfg: NodeConfig) -> None:
+        # A chunk is published in one burst; a KEEP_LAST history shorter than the burst lets
+        # Fast DDS drop frames a reliable subscriber has not yet received (measured: docs/benchmarks.md).
+        if cfg.image_qos == "reliable" and cfg.chunk_size > cfg.qos_depth:
+            self.get_logger().warning(f"chunk_size {cfg.chunk_size} > qos_depth {cfg.qos_depth}: reliable "
+                                      "subscribers may lose frames; raise qos_depth or lower chunk_size")
 
     # ---- inputs (executor thread: validate and enqueue only) ------------------------------------
     def _now_ns(self) -> int:
