@@ -95,7 +95,7 @@ def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: i
     count = np.zeros(nx * ny, dtype=np.int32)
     sub_cnt = np.zeros((nx * ny, s * s), dtype=np.int32)
     sub_idx = np.zeros((nx * ny, s * s, k), dtype=np.uint8)
-    sub_z = np.empty((nx * ny, s * s, 2), dtype=np.float64)
+    sub_z = np.empty((nx * ny, s * s + 1, 2), dtype=np.float64)
     for ci in range(nx * ny):
         ix = ix0 + ci // ny
         iy = iy0 + ci % ny
@@ -137,6 +137,8 @@ def _build_window(seed: np.uint64, params: np.ndarray, ix0: int, iy0: int, nx: i
                     sub_cnt[ci, q] += 1
                     sub_z[ci, q, 0] = min(sub_z[ci, q, 0], bz0)
                     sub_z[ci, q, 1] = max(sub_z[ci, q, 1], bz1)
+            sub_z[ci, s * s, 0] = min(sub_z[ci, s * s, 0], bz0)
+            sub_z[ci, s * s, 1] = max(sub_z[ci, s * s, 1], bz1)
     return objs, count, sub_cnt, sub_idx, sub_z
 
 
@@ -151,7 +153,8 @@ class CellTable:
         sub_cnt: [nx * ny, S * S] int32 number of primitives overlapping each sub-cell
             (sub-cell q = a * S + b for the a-th column in x and b-th row in y).
         sub_idx: [nx * ny, S * S, K] uint8 their indices into the cell's records.
-        sub_z: [nx * ny, S * S, 2] float64 (min z, max z) of the primitives overlapping each sub-cell.
+        sub_z: [nx * ny, S * S + 1, 2] float64 (min z, max z) of the primitives overlapping each
+            sub-cell; entry S * S holds the range of the whole cell (+inf, -inf when empty).
     """
 
     ix0: int

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
+from srender_ros.generators.procedural.jitcache import NJIT
+
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _KX = np.uint64(0x9E3779B97F4A7C15)
@@ -27,7 +29,6 @@ _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0
 
-NJIT = {"cache": True, "error_model": "numpy", "fastmath": False}
 
 # Explicit signatures for the functions callers pass integer or boolean constants to. Without one,
 # numba compiles a separate specialization for every constant value (Literal[int]) and the first,

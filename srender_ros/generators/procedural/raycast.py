@@ -1,10 +1,11 @@
 """Tracing and shading one ray through a procedural world (numba).
 
 Per ray: the global planes (ground z = 0, the ceiling / flat roof of indoor families) and the field
-terrain give a first bound, then a 2D DDA walks the grid's sub-cells in the order the ray crosses
-them, testing only the primitives overlapping each (analytic ray-box, ray-cylinder,
-ray-ellipsoid). Because every primitive is registered in all sub-cells it overlaps, the walk stops
-at the first sub-cell whose exit lies beyond the closest hit. Rays are parametrized with direction
+terrain give a first bound, then a two-level 2D DDA walks the grid cells in the order the ray
+crosses them, skipping cells it passes above or below, and inside the others walks the sub-cells,
+testing only the primitives overlapping each (analytic ray-box, ray-cylinder, ray-ellipsoid).
+Because every primitive lies inside its cell and is registered in all sub-cells it overlaps, the
+walk stops at the first sub-cell whose exit lies beyond the closest hit. Rays are parametrized with direction
 R @ (x, y, 1), so the hit parameter t *is* the z-depth along the optical axis. Every ray ends at the
 latest at the sky, SKY_DISTANCE_M away.
 
@@ -83,68 +84,88 @@ def trace(ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, seed
         if t < best:
             best, kind = t, K_TERRAIN
     s = int(params[P_SUBDIV])
-    c, g = params[P_CELL] / s, params[P_ORIGIN]
+    c, g = params[P_CELL], params[P_ORIGIN]
+    cf = c / s
     rc = params[P_CONTENT_R]
     dxy = math.sqrt(dx * dx + dy * dy)
     idx = 1.0 / dx if dx != 0.0 else _INF
     idy = 1.0 / dy if dy != 0.0 else _INF
     idz = 1.0 / dz if dz != 0.0 else _INF
-    # DDA over the fine (sub-cell) grid; the coarse cell of a sub-cell is its index // s.
-    cx = int(math.floor((ox - g) / c))
-    cy = int(math.floor((oy - g) / c))
-    if dx > 0.0:
-        sx, tnx, dtx = 1, ((cx + 1) * c + g - ox) / dx, c / dx
-    elif dx < 0.0:
-        sx, tnx, dtx = -1, (cx * c + g - ox) / dx, -c / dx
-    else:
-        sx, tnx, dtx = 0, _INF, _INF
-    if dy > 0.0:
-        sy, tny, dty = 1, ((cy + 1) * c + g - oy) / dy, c / dy
-    elif dy < 0.0:
-        sy, tny, dty = -1, (cy * c + g - oy) / dy, -c / dy
-    else:
-        sy, tny, dty = 0, _INF, _INF
+    sx = 1 if dx > 0.0 else (-1 if dx < 0.0 else 0)
+    sy = 1 if dy > 0.0 else (-1 if dy < 0.0 else 0)
+    # Outer DDA over cells; cells the ray passes above or below (or that are empty) are skipped
+    # whole, and only the others are walked sub-cell by sub-cell.
+    kx = int(math.floor((ox - g) / c))
+    ky = int(math.floor((oy - g) / c))
+    tkx = ((kx + (1 if sx > 0 else 0)) * c + g - ox) * idx if sx != 0 else _INF
+    tky = ((ky + (1 if sy > 0 else 0)) * c + g - oy) * idy if sy != 0 else _INF
+    dtkx = c * abs(idx) if sx != 0 else _INF
+    dtky = c * abs(idy) if sy != 0 else _INF
     zmin_all, zmax_all = params[P_ZMIN], params[P_ZMAX]
-    t_enter = 0.0
-    for _ in range(1 << 22):
-        if t_enter >= best or t_enter * dxy > rc:
+    whole = s * s  # sub_z[ci, whole] is the range of the whole cell
+    tc = 0.0
+    for _ in range(1 << 20):
+        if tc >= best or tc * dxy > rc:
             break
-        ze = oz + t_enter * dz
+        ze = oz + tc * dz
         if (ze > zmax_all and dz >= 0.0) or (ze < zmin_all and dz <= 0.0):
             break  # above (below) everything in the grid and not coming back
-        t_exit = min(tnx, tny)
-        kx = cx // s
-        ky = cy // s
+        tce = min(tkx, tky)
         lx, ly = kx - ix0, ky - iy0
         if 0 <= lx < nx and 0 <= ly < ny:
             ci = lx * ny + ly
-            q = (cx - kx * s) * s + (cy - ky * s)
-            tb = min(t_exit, best)
-            za, zb = oz + t_enter * dz, oz + tb * dz
-            if max(za, zb) >= sub_z[ci, q, 0] and min(za, zb) <= sub_z[ci, q, 1]:
+            tb = min(tce, best)
+            za, zb = oz + tc * dz, oz + tb * dz
+            if max(za, zb) >= sub_z[ci, whole, 0] and min(za, zb) <= sub_z[ci, whole, 1]:
+                # Inner DDA over this cell's sub-cells, from the entry point.
+                x0, y0 = g + kx * c, g + ky * c
+                fx = min(s - 1, max(0, int(math.floor((ox + tc * dx - x0) / cf))))
+                fy = min(s - 1, max(0, int(math.floor((oy + tc * dy - y0) / cf))))
+                tnx = ((fx + (1 if sx > 0 else 0)) * cf + x0 - ox) * idx if sx != 0 else _INF
+                tny = ((fy + (1 if sy > 0 else 0)) * cf + y0 - oy) * idy if sy != 0 else _INF
+                dtx, dty = cf * abs(idx), cf * abs(idy)
+                t_in = tc
                 cell = objs[ci]
-                for j in range(sub_cnt[ci, q]):
-                    k = sub_idx[ci, q, j]
-                    row = cell[k]
-                    typ = int(row[0])
-                    if typ == T_BOX:
-                        t, part = hit_box(row, ox, oy, oz, idx, idy, idz, EPS_T, best)
-                    elif typ == T_CYL:
-                        t, part = hit_cyl(row, ox, oy, oz, dx, dy, dz, EPS_T, best)
+                while True:
+                    t_out = min(min(tnx, tny), tce)
+                    q = fx * s + fy
+                    tb = min(t_out, best)
+                    za, zb = oz + t_in * dz, oz + tb * dz
+                    if max(za, zb) >= sub_z[ci, q, 0] and min(za, zb) <= sub_z[ci, q, 1]:
+                        for j in range(sub_cnt[ci, q]):
+                            k = sub_idx[ci, q, j]
+                            row = cell[k]
+                            typ = int(row[0])
+                            if typ == T_BOX:
+                                t, part = hit_box(row, ox, oy, oz, idx, idy, idz, EPS_T, best)
+                            elif typ == T_CYL:
+                                t, part = hit_cyl(row, ox, oy, oz, dx, dy, dz, EPS_T, best)
+                            else:
+                                t, part = hit_ell(row, ox, oy, oz, dx, dy, dz, EPS_T, best), 0
+                            if t < best:
+                                best, kind, hit_c, hit_k, hit_p = t, K_OBJECT, ci, int(k), part
+                    if best <= t_out or t_out >= tce or t_out >= best:
+                        break
+                    if tnx < tny:
+                        fx += sx
+                        t_in = tnx
+                        tnx += dtx
                     else:
-                        t, part = hit_ell(row, ox, oy, oz, dx, dy, dz, EPS_T, best), 0
-                    if t < best:
-                        best, kind, hit_c, hit_k, hit_p = t, K_OBJECT, ci, int(k), part
-        if best <= t_exit or (sx == 0 and sy == 0):
+                        fy += sy
+                        t_in = tny
+                        tny += dty
+                    if fx < 0 or fx >= s or fy < 0 or fy >= s:
+                        break
+        if best <= tce or (sx == 0 and sy == 0):
             break
-        if tnx < tny:
-            cx += sx
-            t_enter = tnx
-            tnx += dtx
+        if tkx < tky:
+            kx += sx
+            tc = tkx
+            tkx += dtkx
         else:
-            cy += sy
-            t_enter = tny
-            tny += dty
+            ky += sy
+            tc = tky
+            tky += dtky
     return best, kind, hit_c, hit_k, hit_p
 
 
