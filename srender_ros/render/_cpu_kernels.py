@@ -2,10 +2,10 @@
 
 Pipeline per view:
 
-1. pre-cull: a branch-free (vectorized) conservative test drops Gaussians that are behind the
-   camera or whose box bound lies off-image;
-2. project: the exact gsplat projection of the survivors, also branch-free over blocks, then
-   compacted (in Gaussian index order) into a record table;
+1. cull: Gaussians are stored in spatial (Morton) order in blocks of BLOCK; a conservative
+   sphere-against-widened-frustum test skips whole blocks that cannot reach the image;
+2. project: gsplat's exact projection of every Gaussian of the remaining blocks, branch-free
+   (vectorized), then the kept ones are compacted into a record table;
 3. sort: one stable LSD radix sort of the float32 depth bits (gsplat's key; ties keep index
    order), the records are gathered into depth order and counting-sorted into tile lists (tiles
    of TILE_H rows and a chosen width, by each Gaussian's exact support box);
@@ -40,7 +40,7 @@ C_R = 0  # 9 entries, world-to-camera rotation row-major
 C_T = 9  # 3 entries, world-to-camera translation
 C_FX, C_FY, C_CX, C_CY, C_W, C_H = 12, 13, 14, 15, 16, 17
 C_LXP, C_LXN, C_LYP, C_LYN = 18, 19, 20, 21
-C_KX, C_KY = 22, 23  # conservative pre-cull factors fx^2 (1 + lim_x^2), fy^2 (1 + lim_y^2)
+C_KX, C_KY = 22, 23  # box-bound factors fx^2 (1 + lim_x^2), fy^2 (1 + lim_y^2) for the block test
 C_PX, C_PY, C_PZ = 24, 25, 26  # camera centre in the world (SH directions)
 C_NEAR, C_FAR = 27, 28
 C_PLANES = 29  # 4 x (world normal xyz, offset, |normal|, rho factor) of the widened image borders
@@ -172,9 +172,12 @@ def block_bounds(G):
 def _block_visible(bounds, b, cam):
     """False when no Gaussian of block b can pass :func:`_project_block` (conservative sphere test).
 
-    Per plane of the image border, widened by a pixel margin, in camera coordinates:
-    u + rx <= 0 follows from x + rho + z (cx + margin) / fx <= 0 with rho = ext s_max sqrt(C_KX) / fx
-    (see :func:`_project_block` for the radius bound), and the same for the other three borders.
+    A Gaussian at camera depth z >= near has rx = ceil(ext sqrt(a)) with a = a0^T Sigma a0 + eps2d,
+    a0 = row 0 of J R, |a0|^2 <= (fx / z)^2 (1 + lim_x^2) = C_KX / z^2 and a0^T Sigma a0 <=
+    |a0|^2 s_max^2, so rx < fx rho / z + BLOCK_MARGIN_PX with rho = ext s_max sqrt(C_KX) / fx.
+    Hence it is off the left border (u + rx <= 0) when x + rho + z (cx + margin) / fx <= 0: a plane
+    in camera coordinates, tested against the block's bounding sphere and largest rho; the same for
+    the other three borders, plus the near and far planes.
     """
     c0 = bounds[b, 0]
     c1 = bounds[b, 1]

@@ -219,7 +219,8 @@ class CpuRenderer:
         n = K.compact_chunks(starts, counts, buf.rec, buf.keyf, buf.rgid)
         ncols = K.NREC if with_color else K.R_HY + 1
         tw, ntx, nty = tiling
-        return K.sort_and_bin(buf.rec, buf.keyf, buf.rgid, n, tw, ntx, nty, buf.srec, ncols)  # type: ignore[no-any-return]
+        offsets, lists = K.sort_and_bin(buf.rec, buf.keyf, buf.rgid, n, tw, ntx, nty, buf.srec, ncols)
+        return offsets, lists
 
     def render(
         self,
@@ -308,4 +309,4 @@ class CpuRenderer:
 
 def _num_threads() -> int:
     """Worker threads: numba's setting (NUMBA_NUM_THREADS, default: the CPU count)."""
-    return int(numba.config.NUMBA_NUM_THREADS)
+    return int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]

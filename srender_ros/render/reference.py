@@ -132,7 +132,7 @@ class ReferenceRenderer:
         check_intrinsics(intrinsics)
         bg = check_background(background_rgb)
         V = view_matrices(T_world_cam)
-        T_wc = np.linalg.inv(V)
+        T_wc: NDArray[np.float64] = np.linalg.inv(V).astype(np.float64)
         outs = [_render_view(world, intrinsics, V[b], T_wc[b, :3, 3], bg) for b in range(V.shape[0])]
         H, W = intrinsics.height_px, intrinsics.width_px
         if not outs:
