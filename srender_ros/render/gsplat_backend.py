@@ -106,8 +106,9 @@ class GsplatRenderer:
             for s in range(0, B, step):
                 vm = viewmats_all[s:s + step]
                 c = vm.shape[0]
-                common = dict(viewmats=vm.contiguous(), Ks=K.expand(c, 3, 3).contiguous(), width=W, height=H, near_plane=NEAR_PLANE_M,
-                              far_plane=FAR_PLANE_M, eps2d=EPS2D_PX2, packed=False, rasterize_mode="classic")
+                common = dict(viewmats=vm.contiguous(), Ks=K.expand(c, 3, 3).contiguous(), width=W, height=H,
+                              near_plane=NEAR_PLANE_M, far_plane=FAR_PLANE_M, eps2d=EPS2D_PX2, packed=False,
+                              rasterize_mode="classic")
                 if bg is not None:
                     bgt = torch.from_numpy(np.broadcast_to(bg.astype(np.float32), (c, 3)).copy()).to(dev)
                     colors, alphas, _ = self._gsplat.rasterization(
