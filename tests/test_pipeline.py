@@ -110,3 +110,15 @@ def test_bad_requests_are_refused_before_touching_the_store(tmp_path: Path) -> N
     with pytest.raises(InputError, match="NaN"):
         pipe.view(PROMPT, CAM, np.full((4, 4), np.nan))
     assert WorldStore(tmp_path).list() == []
+
+
+def test_refinement_runs_after_chunks_with_new_keyframes(tmp_path: Path) -> None:
+    from srender_ros.core.refine import RefineConfig
+
+    traj = make_trajectory("walk", fps=5.0, duration_s=1.0)
+    pipe = _pipeline(tmp_path, refine=RefineConfig(iterations=3, device="cpu"))
+    before = len(pipe.store.get_or_create(PROMPT).keyframes)
+    chunks, run = _run(pipe, traj)
+    assert before == 0 and run.stats.keyframes >= 1
+    assert run.stats.seconds["refine"] > 0
+    assert sum(len(c.indices) for c in chunks) == len(traj)

@@ -42,13 +42,21 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
                    help="tau: uncovered fraction of a view that triggers a keyframe (default 0.02)")
     g.add_argument("--chunk-size", type=int, default=30, help="poses rendered per chunk")
     g.add_argument("--seed", type=int, default=0, help="base seed for keyframe generation")
+    g.add_argument("--refine", action="store_true",
+                   help="photometric refinement of the world against its keyframes after new keyframes (slow on CPU)")
+    g.add_argument("--refine-iterations", type=int, default=200, help="optimizer steps per refinement (default 200)")
 
 
 def pipeline_config(args: argparse.Namespace) -> Any:
     from srender_ros.core.pipeline import PipelineConfig
 
+    refine = None
+    if getattr(args, "refine", False):
+        from srender_ros.core.refine import RefineConfig
+
+        refine = RefineConfig(iterations=args.refine_iterations, device=args.device)
     return PipelineConfig(scheduler=args.scheduler, coverage_threshold=args.coverage_threshold,
-                          uniform_keyframes=args.keyframes, chunk_size=args.chunk_size, seed=args.seed)
+                          uniform_keyframes=args.keyframes, chunk_size=args.chunk_size, seed=args.seed, refine=refine)
 
 
 def generator_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -160,7 +160,8 @@ def summary_table(metrics: dict[str, Any]) -> str:
         ("gaussians", f"{metrics['gaussians']:,}"),
         ("hole fraction", f"{100 * metrics['hole_fraction_mean']:.3f}%"),
         ("time", f"total {s['total']:.1f} s = schedule {s['schedule']:.1f} + generate {s['generate']:.1f} "
-                 f"+ lift {s['lift']:.1f} + render {s['render']:.1f}"),
+                 f"+ lift {s['lift']:.1f}" + (f" + refine {s['refine']:.1f}" if s.get("refine") else "")
+                 + f" + render {s['render']:.1f}"),
         ("render", f"{metrics['render_fps']:.1f} fps ({metrics['renderer']})"),
     ]
     if metrics.get("psnr_mean") is not None:

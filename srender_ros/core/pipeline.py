@@ -34,6 +34,7 @@ from srender_ros.generators.protocol import KeyframeGenerator, KeyframeRequest
 from srender_ros.render.protocol import Renderer, RenderOutput
 
 if TYPE_CHECKING:
+    from srender_ros.core.refine import RefineConfig
     from srender_ros.core.store import WorldState, WorldStore
 
 __all__ = [
@@ -79,6 +80,8 @@ class PipelineConfig:
             of its view in the current world.
         seed: base seed; keyframe seeds derive from it, the world id and the keyframe count.
         lift: how keyframes become Gaussians.
+        refine: photometric refinement of the world against its keyframes after every chunk that
+            added keyframes (None = off; see docs/refine.md for what it costs and gains).
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -93,6 +96,7 @@ class PipelineConfig:
     lookahead_max_uncovered: float = 0.1
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
+    refine: RefineConfig | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))
@@ -164,7 +168,8 @@ class RunStats:
     """What one request cost (seconds per stage) and produced."""
 
     seconds: dict[str, float] = field(
-        default_factory=lambda: {"schedule": 0.0, "generate": 0.0, "lift": 0.0, "render": 0.0, "total": 0.0})
+        default_factory=lambda: {"schedule": 0.0, "generate": 0.0, "lift": 0.0, "refine": 0.0, "render": 0.0,
+                                 "total": 0.0})
     frames: int = 0
     keyframes: int = 0
     gaussians: int = 0
@@ -347,6 +352,7 @@ class PipelineRun:
 
         for s in range(0, n, cfg.chunk_size):
             e = min(n, s + cfg.chunk_size)
+            keyframes_before_chunk = stats.keyframes
             with state.lock:
                 t0 = time.perf_counter()
                 unc = p._uncovered(state.world, cov_K, T_all[s:e])
@@ -371,6 +377,12 @@ class PipelineRun:
                         t0 = time.perf_counter()
                         unc[i + 1 - s:] = p._uncovered(state.world, cov_K, T_all[i + 1:e])
                         stats.seconds["schedule"] += time.perf_counter() - t0
+                if cfg.refine is not None and stats.keyframes > keyframes_before_chunk:
+                    from srender_ros.core.refine import refine_state
+
+                    t0 = time.perf_counter()
+                    refine_state(state, cfg.refine)
+                    stats.seconds["refine"] += time.perf_counter() - t0
                 world = state.world
             t0 = time.perf_counter()
             out = p.renderer.render(world, job.intrinsics, T_all[s:e])
