@@ -122,7 +122,7 @@ def tiny_inpaint_pipeline(seed: int = 0) -> StableDiffusionInpaintPipeline:
     """A StableDiffusionInpaintPipeline with a 9-channel tiny UNet (latents + mask + masked image)."""
     from diffusers import StableDiffusionInpaintPipeline
 
-    pipe = StableDiffusionInpaintPipeline(**_tiny_sd_components(in_channels=9, seed=seed))  # type: ignore[arg-type]
+    pipe = StableDiffusionInpaintPipeline(**_tiny_sd_components(in_channels=9, seed=seed))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -131,7 +131,7 @@ def tiny_t2i_pipeline(seed: int = 0) -> StableDiffusionPipeline:
     """A StableDiffusionPipeline (text-to-image) with a 4-channel tiny UNet."""
     from diffusers import StableDiffusionPipeline
 
-    pipe = StableDiffusionPipeline(**_tiny_sd_components(in_channels=4, seed=seed))  # type: ignore[arg-type]
+    pipe = StableDiffusionPipeline(**_tiny_sd_components(in_channels=4, seed=seed))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -150,7 +150,7 @@ def tiny_depth_model(seed: int = 0) -> tuple[DepthAnythingForDepthEstimation, Ba
         hidden_size=32,
         num_hidden_layers=4,
         num_attention_heads=2,
-        intermediate_size=64,
+        mlp_ratio=2,
         patch_size=14,
         image_size=56,
         out_features=["stage1", "stage2", "stage3", "stage4"],
