@@ -95,8 +95,8 @@ class DiffusersGenerator:
 
     def __init__(
         self,
-        model_path: str,
-        depth_model_path: str,
+        model_path: str | None = None,
+        depth_model_path: str | None = None,
         t2i_model_path: str | None = None,
         device: str = "auto",
         steps: int = 20,
@@ -114,8 +114,9 @@ class DiffusersGenerator:
         """Load every model now (once per process), so a bad folder fails before any work starts.
 
         Args:
-            model_path: inpainting pipeline folder or Hub id (anything AutoPipelineForInpainting loads).
-            depth_model_path: transformers depth-estimation model folder or Hub id.
+            model_path: inpainting pipeline folder or Hub id (anything AutoPipelineForInpainting loads);
+                required (None -> InputError naming --model, so a registry may pass unset settings).
+            depth_model_path: transformers depth-estimation model folder or Hub id; required likewise.
             t2i_model_path: optional text-to-image pipeline for the first keyframe of a new world.
             device: "auto" (CUDA if present, else CPU), "cpu", "cuda" or "cuda:N".
             steps: denoising steps per keyframe.
