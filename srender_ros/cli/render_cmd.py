@@ -34,6 +34,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image", default=None, help="initial image (first keyframe of a new world)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda (diffusers and renderer)")
     g.add_argument("--steps", type=int, default=None, help="diffusers: inference steps per keyframe")
+    g.add_argument("--guidance", type=float, default=None, help="diffusers: classifier-free guidance scale")
+    g.add_argument("--refine-strength", type=float, default=None,
+                   help="diffusers: strength of the optional light image-to-image pass over each keyframe (0 = off)")
     g.add_argument("--renderer", choices=["auto", "cpu", "gsplat"], default="auto", help="rasterizer (default auto)")
     g.add_argument("--scheduler", choices=["coverage", "uniform", "learned"], default="coverage",
                    help="where keyframes go (default coverage)")
@@ -67,7 +70,8 @@ def generator_settings(args: argparse.Namespace) -> dict[str, Any]:
     if not args.model:
         raise InputError("--generator diffusers needs --model DIR (a local inpainting pipeline folder)")
     return {"model_path": args.model, "depth_model_path": args.depth_model, "t2i_model_path": args.t2i_model,
-            "device": args.device, "steps": args.steps, "seed": args.seed}
+            "device": args.device, "steps": args.steps, "seed": args.seed,
+            "guidance_scale": getattr(args, "guidance", None), "refine_strength": getattr(args, "refine_strength", None)}
 
 
 def load_image(path: str) -> NDArray[np.float32]:
