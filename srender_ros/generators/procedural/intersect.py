@@ -21,23 +21,27 @@ _INF = np.inf
 
 
 @njit(**NJIT)
-def hit_box(row: np.ndarray, ox: float, oy: float, oz: float, ix: float, iy: float, iz: float, tmin: float,
+def hit_box(o: np.ndarray, ci: int, k: int, ox: float, oy: float, oz: float, ix: float, iy: float, iz: float, tmin: float,
             tmax: float) -> tuple[float, int]:
-    """Entry t of a ray (origin o, inverse direction i) into a box, and the face axis; (inf, -1) if none in (tmin, tmax)."""
-    t0 = (row[1] - ox) * ix
-    t1 = (row[4] - ox) * ix
+    """Entry t of a ray (origin o, inverse direction i) into box ``o[ci, k]`` and the face axis; (inf, -1) if none.
+
+    Primitives are read in place from the [cells, K, NF] table: taking a row view per test costs a
+    reference-count round trip, which is most of a box test.
+    """
+    t0 = (o[ci, k, 1] - ox) * ix
+    t1 = (o[ci, k, 4] - ox) * ix
     if t0 > t1:
         t0, t1 = t1, t0
     tn, tf, ax = t0, t1, 0
-    t0 = (row[2] - oy) * iy
-    t1 = (row[5] - oy) * iy
+    t0 = (o[ci, k, 2] - oy) * iy
+    t1 = (o[ci, k, 5] - oy) * iy
     if t0 > t1:
         t0, t1 = t1, t0
     if t0 > tn:
         tn, ax = t0, 1
     tf = min(tf, t1)
-    t0 = (row[3] - oz) * iz
-    t1 = (row[6] - oz) * iz
+    t0 = (o[ci, k, 3] - oz) * iz
+    t1 = (o[ci, k, 6] - oz) * iz
     if t0 > t1:
         t0, t1 = t1, t0
     if t0 > tn:
@@ -50,10 +54,10 @@ def hit_box(row: np.ndarray, ox: float, oy: float, oz: float, ix: float, iy: flo
 
 
 @njit(**NJIT)
-def hit_cyl(row: np.ndarray, ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, tmin: float,
-            tmax: float) -> tuple[float, int]:
+def hit_cyl(o: np.ndarray, ci: int, k: int, ox: float, oy: float, oz: float, dx: float, dy: float, dz: float,
+            tmin: float, tmax: float) -> tuple[float, int]:
     """Entry t into a vertical capped cylinder; part 0 = side, 1 = top cap, 2 = bottom cap."""
-    cx, cy, r, z0, z1 = row[1], row[2], row[3], row[4], row[5]
+    cx, cy, r, z0, z1 = o[ci, k, 1], o[ci, k, 2], o[ci, k, 3], o[ci, k, 4], o[ci, k, 5]
     best, part = _INF, -1
     qx, qy = ox - cx, oy - cy
     a = dx * dx + dy * dy
@@ -81,11 +85,11 @@ def hit_cyl(row: np.ndarray, ox: float, oy: float, oz: float, dx: float, dy: flo
 
 
 @njit(**NJIT)
-def hit_ell(row: np.ndarray, ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, tmin: float,
-            tmax: float) -> float:
+def hit_ell(o: np.ndarray, ci: int, k: int, ox: float, oy: float, oz: float, dx: float, dy: float, dz: float,
+            tmin: float, tmax: float) -> float:
     """Entry t into an axis-aligned ellipsoid (inf if none)."""
-    rx, ry, rz = row[4], row[5], row[6]
-    qx, qy, qz = (ox - row[1]) / rx, (oy - row[2]) / ry, (oz - row[3]) / rz
+    rx, ry, rz = o[ci, k, 4], o[ci, k, 5], o[ci, k, 6]
+    qx, qy, qz = (ox - o[ci, k, 1]) / rx, (oy - o[ci, k, 2]) / ry, (oz - o[ci, k, 3]) / rz
     ex, ey, ez = dx / rx, dy / ry, dz / rz
     a = ex * ex + ey * ey + ez * ez
     b = qx * ex + qy * ey + qz * ez

@@ -26,6 +26,7 @@ _KZ = np.uint64(0x165667B19E3779F9)
 _S30 = np.uint64(30)
 _S27 = np.uint64(27)
 _S31 = np.uint64(31)
+_S29 = np.uint64(29)
 _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0
 
@@ -78,18 +79,28 @@ def fade(t: float) -> float:
 
 
 @njit(**NJIT)
+def _lattice(h: np.uint64) -> float:
+    """Uniform [0, 1) from a lattice key (one multiply round: noise needs speed more than quality)."""
+    h = (h ^ (h >> _S31)) * _M1
+    h = h ^ (h >> _S29)
+    return float(h >> _S11) * _INV53
+
+
+@njit(**NJIT)
 def value2(seed: np.uint64, x: float, y: float) -> float:
     """2D value noise in [0, 1], lattice spacing 1, C2-smooth."""
     fx = math.floor(x)
     fy = math.floor(y)
-    ix = int(fx)
-    iy = int(fy)
     tx = fade(x - fx)
     ty = fade(y - fy)
-    a = rand(seed, ix, iy, 0)
-    b = rand(seed, ix + 1, iy, 0)
-    c = rand(seed, ix, iy + 1, 0)
-    d = rand(seed, ix + 1, iy + 1, 0)
+    hx0 = np.uint64(int(fx)) * _KX
+    hx1 = hx0 + _KX
+    hy0 = (np.uint64(int(fy)) * _KY) ^ seed
+    hy1 = (np.uint64(int(fy)) * _KY + _KY) ^ seed
+    a = _lattice(hx0 ^ hy0)
+    b = _lattice(hx1 ^ hy0)
+    c = _lattice(hx0 ^ hy1)
+    d = _lattice(hx1 ^ hy1)
     return (a + (b - a) * tx) * (1.0 - ty) + (c + (d - c) * tx) * ty
 
 
@@ -99,19 +110,20 @@ def value3(seed: np.uint64, x: float, y: float, z: float) -> float:
     fx = math.floor(x)
     fy = math.floor(y)
     fz = math.floor(z)
-    ix = int(fx)
-    iy = int(fy)
-    iz = int(fz)
     tx = fade(x - fx)
     ty = fade(y - fy)
     tz = fade(z - fz)
+    hx0 = np.uint64(int(fx)) * _KX
+    hx1 = hx0 + _KX
     acc = 0.0
     for dz in range(2):
         wz = tz if dz == 1 else 1.0 - tz
+        hz = (np.uint64(int(fz) + dz) * _KZ) ^ seed
         for dy in range(2):
             wy = ty if dy == 1 else 1.0 - ty
-            a = rand(seed, ix, iy + dy, iz + dz)
-            b = rand(seed, ix + 1, iy + dy, iz + dz)
+            hyz = (np.uint64(int(fy) + dy) * _KY) ^ hz
+            a = _lattice(hx0 ^ hyz)
+            b = _lattice(hx1 ^ hyz)
             acc += wz * wy * (a + (b - a) * tx)
     return acc
 

@@ -125,7 +125,6 @@ def trace(ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, seed
                 tny = ((fy + (1 if sy > 0 else 0)) * cf + y0 - oy) * idy if sy != 0 else _INF
                 dtx, dty = cf * abs(idx), cf * abs(idy)
                 t_in = tc
-                cell = objs[ci]
                 while True:
                     t_out = min(min(tnx, tny), tce)
                     q = fx * s + fy
@@ -133,17 +132,16 @@ def trace(ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, seed
                     za, zb = oz + t_in * dz, oz + tb * dz
                     if max(za, zb) >= sub_z[ci, q, 0] and min(za, zb) <= sub_z[ci, q, 1]:
                         for j in range(sub_cnt[ci, q]):
-                            k = sub_idx[ci, q, j]
-                            row = cell[k]
-                            typ = int(row[0])
+                            k = int(sub_idx[ci, q, j])
+                            typ = int(objs[ci, k, 0])
                             if typ == T_BOX:
-                                t, part = hit_box(row, ox, oy, oz, idx, idy, idz, EPS_T, best)
+                                t, part = hit_box(objs, ci, k, ox, oy, oz, idx, idy, idz, EPS_T, best)
                             elif typ == T_CYL:
-                                t, part = hit_cyl(row, ox, oy, oz, dx, dy, dz, EPS_T, best)
+                                t, part = hit_cyl(objs, ci, k, ox, oy, oz, dx, dy, dz, EPS_T, best)
                             else:
-                                t, part = hit_ell(row, ox, oy, oz, dx, dy, dz, EPS_T, best), 0
+                                t, part = hit_ell(objs, ci, k, ox, oy, oz, dx, dy, dz, EPS_T, best), 0
                             if t < best:
-                                best, kind, hit_c, hit_k, hit_p = t, K_OBJECT, ci, int(k), part
+                                best, kind, hit_c, hit_k, hit_p = t, K_OBJECT, ci, k, part
                     if best <= t_out or t_out >= tce or t_out >= best:
                         break
                     if tnx < tny:

@@ -78,8 +78,14 @@ def room_wall(seed: np.uint64, family: int, params: np.ndarray, px: float, py: f
     base = pal(PAL_WALL, h)
     u = py if abs(nx) > abs(ny) else px
     v = pz
-    paint = scale(base, mottle(seed, u, v, fp, 1.0, 0.08) * (0.96 + 0.08 * fbm2(seed, u, v, 0.03, 3, fp)))
     style = int(u01(sub(h, 5)) * 5.0)
+    if family == F_ROOM and (style == 3 or style == 4):
+        paint = base  # brick and panelling styles have no painted part
+    else:
+        # Hand-troweled plaster under the paint: visible at 5-30 cm, not only in the finest grain.
+        trowel = fbm2(seed + np.uint64(11), u, v, 0.25, 3, fp)
+        paint = scale(base, mottle(seed, u, v, fp, 1.0, 0.08) * (0.9 + 0.2 * trowel)
+                      * (0.96 + 0.08 * fbm2(seed, u, v, 0.03, 2, fp)))
     if family == F_KITCHEN:
         if 0.88 < v < 1.62:
             tcol = pal(PAL_WALL, sub(h, 9))
@@ -95,7 +101,8 @@ def room_wall(seed: np.uint64, family: int, params: np.ndarray, px: float, py: f
             c2 = mix(mix(paint, scale(pal(PAL_FABRIC, sub(h, 11)), 1.2), 0.5 if 0.3 < v < 2.4 else 0.0),
                      scale(paint, 0.6), panel)
         else:
-            c2 = scale((0.72, 0.71, 0.69), mottle(seed, u, v, fp, 0.6, 0.15))
+            pores = smoothstep(0.66, 0.74, fbm2(seed + np.uint64(12), u, v, 0.03, 2, fp))
+            c2 = scale((0.72, 0.71, 0.69), mottle(seed, u, v, fp, 0.6, 0.18) * (1.0 - 0.25 * pores))
             c2 = mix(c2, scale(c2, 0.7), 1.0 - (1.0 - lines(u, 1.5, 0.015, fp)) * (1.0 - lines(v, 1.2, 0.015, fp)))
     else:
         if style == 0:
@@ -171,7 +178,11 @@ def forest_floor(seed: np.uint64, x: float, y: float, fp: float) -> RGB:
     c = mix(c, (0.12, 0.09, 0.06), 0.5 * w * smoothstep(0.32, 0.26, fleck))
     d = trail_distance(x, y)
     t = smoothstep(TRAIL_HALF_M + 0.4, TRAIL_HALF_M - 0.4, d + 0.6 * (mid - 0.5))
-    dirt = scale((0.46, 0.38, 0.28), 0.85 + 0.3 * fine)
+    # Trail: packed earth in two tones, darker ruts along the middle, scattered pebbles.
+    ruts = fbm2(seed + np.uint64(4), x, y, 0.9, 3, fp)
+    dirt = scale(mix((0.52, 0.43, 0.31), (0.38, 0.3, 0.21), ruts), 0.8 + 0.4 * fine)
+    pebble = smoothstep(0.7, 0.76, fbm2(seed + np.uint64(5), x, y, 0.05, 2, fp)) * lod_weight(0.05, fp)
+    dirt = mix(dirt, (0.66, 0.63, 0.58), 0.7 * pebble)
     return mix(c, dirt, t)
 
 

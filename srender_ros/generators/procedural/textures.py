@@ -71,8 +71,8 @@ def scale(a: RGB, s: float) -> RGB:
 
 @njit(**NJIT)
 def mottle(seed: np.uint64, u: float, v: float, fp: float, wl: float, amount: float) -> float:
-    """Multiplicative large-to-fine variation around 1 (+-amount)."""
-    return 1.0 + amount * (2.0 * fbm2(seed, u, v, wl, 6, fp) - 1.0)
+    """Multiplicative variation around 1 (+-amount), four octaves from wavelength ``wl`` down."""
+    return 1.0 + amount * (2.0 * fbm2(seed, u, v, wl, 4, fp) - 1.0)
 
 
 @njit(**NJIT)
