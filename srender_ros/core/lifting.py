@@ -97,7 +97,6 @@ def snap_depth_edges(depth_m: NDArray[np.floating], edge_rel_depth: float) -> tu
     with np.errstate(invalid="ignore", divide="ignore"):
         inv = 1.0 / d
     pad = np.pad(inv, 1, mode="edge")
-    H, W = d.shape
     centre = pad[1:-1, 1:-1]
     d2x = np.abs(pad[1:-1, :-2] + pad[1:-1, 2:] - 2 * centre)
     d2y = np.abs(pad[:-2, 1:-1] + pad[2:, 1:-1] - 2 * centre)
