@@ -70,6 +70,14 @@ def test_seed_is_sha256_of_the_normalized_prompt() -> None:
     assert prompt_seed("a cluttered warehouse") != prompt_seed("a cluttered warehouse aisle")
 
 
+def test_prompts_sharing_a_world_id_share_a_procedural_world() -> None:
+    from srender_ros.core.manifest import normalize_prompt as store_normalize
+
+    for p in ("  A  Stra\u00dfe\tCafe ", "STRASSE cafe", "\u00c9cole", "a b"):
+        assert normalize_prompt(p) == store_normalize(p)
+    assert prompt_seed("Straße café") == prompt_seed("STRASSE CAFÉ")
+
+
 @pytest.mark.parametrize(("prompt", "family"), [
     *[(p, f) for f, p in FAMILY_PROMPTS.items()],
     ("Bedroom with a big bed", Family.ROOM),
@@ -311,3 +319,19 @@ def test_generator_rejects_a_batch_as_keyframe_pose() -> None:
                           initial_image=None, seed=0)
     with pytest.raises(InputError, match=r"\[4, 4\]"):
         ProceduralGenerator().generate(req)
+
+
+def test_thread_count_does_not_change_pixels() -> None:
+    import numba
+
+    T = np.stack([look((0.5, 0.0, 1.5), 10.0 * i, -10.0) for i in range(3)])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = render_ground_truth("a city street", K_SMALL, T, 2)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = render_ground_truth("a city street", K_SMALL, T, 2)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.rgb, many.rgb)
+    np.testing.assert_array_equal(one.depth_m, many.depth_m)

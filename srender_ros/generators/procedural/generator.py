@@ -27,7 +27,7 @@ from srender_ros.render.protocol import RenderOutput
 #: edges. 3x3 changes PSNR of smooth renders by well under 0.1 dB for 2.25x the cost.
 DEFAULT_SUPERSAMPLE = 2
 #: Scenes (with their built cells) kept per generator; older prompts are rebuilt on demand.
-MAX_CACHED_SCENES = 8
+MAX_CACHED_SCENES = 4
 
 
 class _SceneCache:

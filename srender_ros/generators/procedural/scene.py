@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
@@ -45,7 +44,7 @@ F_ROOM, F_OFFICE, F_KITCHEN, F_WAREHOUSE, F_STREET, F_FOREST, F_FIELD = range(7)
 #: a weak one (things typically found there) counts 1; the highest total wins, ties go to the family
 #: whose keyword comes first in the prompt. Words are matched whole, singular or with a plural "s".
 KEYWORDS: dict[Family, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    Family.ROOM: (("room", "bedroom", "livingroom", "apartment", "flat", "house", "home", "lounge", "hotel", "interior",
+    Family.ROOM: (("room", "bedroom", "livingroom", "apartment", "house", "home", "lounge", "hotel", "interior",
                    "indoor", "indoors", "hallway", "corridor", "studio"),
                   ("sofa", "couch", "bed", "living", "hall", "bookshelf", "carpet", "rug", "furniture", "museum",
                    "gallery", "cozy", "cosy")),
@@ -114,10 +113,12 @@ _WORD = re.compile(r"[a-z0-9]+")
 
 
 def normalize_prompt(prompt: str) -> str:
-    """Unicode NFKC, lower case, whitespace collapsed: prompts that differ only in these are one world."""
+    """Stripped, whitespace collapsed, casefolded: exactly the world store's normalization
+    (core.manifest.normalize_prompt), so prompts that share a world id share a procedural world.
+    Returns "" for a blank prompt (scene_from_prompt refuses it)."""
     if not isinstance(prompt, str):
         raise InputError(f"prompt must be a string, got {type(prompt).__name__}")
-    return " ".join(unicodedata.normalize("NFKC", prompt).lower().split())
+    return " ".join(prompt.split()).casefold()
 
 
 def prompt_seed(prompt: str) -> int:
