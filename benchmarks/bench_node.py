@@ -223,6 +223,15 @@ class Bench:
         self.rclpy.try_shutdown(context=self.ctx)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def pct(values: list[float] | np.ndarray, q: float) -> float:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else float("nan")
 
@@ -241,12 +250,14 @@ def bench_size(world_dir: Path, width: int, height: int, args: argparse.Namespac
 
         n = args.frames
         stamps = np.arange(n, dtype=np.int64) * 33_333_333 + 100 * 10**9
-        t0 = time.monotonic()
+        t0, c0, s0 = time.monotonic(), cpu_s(proc.pid), time.process_time()
         got = bench.run_path(stamps, 600.0)
+        node_cpu_ms, sub_cpu_ms = (cpu_s(proc.pid) - c0) / n * 1e3, (time.process_time() - s0) / n * 1e3
         arrivals = np.sort(np.array(list(got.values()), dtype=np.int64))
         fast_fps = (len(arrivals) - 1) / ((arrivals[-1] - arrivals[0]) * 1e-9) if len(arrivals) > 1 else 0.0
         fast = {"frames": n, "received": len(got), "lost": n - len(got), "fps": fast_fps,
-                "wall_s": time.monotonic() - t0, "lost_indices": [i for i, s in enumerate(stamps) if int(s) not in got]}
+                "wall_s": time.monotonic() - t0, "node_cpu_ms_per_frame": node_cpu_ms,
+                "subscriber_cpu_ms_per_frame": sub_cpu_ms, "lost_indices": [i for i, s in enumerate(stamps) if int(s) not in got]}
 
         bench.set(publish_mode="paced")
         period = int(1e9 / args.paced_hz)
@@ -293,7 +304,9 @@ def main() -> int:
             r = bench_size(world_dir, w, h, args)
             results.append(r)
             f, p, c = r["fast"], r["paced"], r["camera_pose"]
-            print(f"{r['size']}: fast {f['fps']:.1f} fps, lost {f['lost']}/{f['frames']} | paced {p['hz']:.0f} Hz: lost "
+            print(f"{r['size']}: fast {f['fps']:.1f} fps, lost {f['lost']}/{f['frames']}, node CPU "
+                  f"{f['node_cpu_ms_per_frame']:.0f} ms/frame, subscriber CPU {f['subscriber_cpu_ms_per_frame']:.1f} "
+                  f"ms/frame | paced {p['hz']:.0f} Hz: lost "
                   f"{p['lost']}/{p['frames']}, late p50 {p['late_p50_ms']:.1f} ms p95 {p['late_p95_ms']:.1f} ms | "
                   f"camera_pose p50 {c['p50_ms']:.1f} ms p95 {c['p95_ms']:.1f} ms ({c['answered']}/{c['requests']})",
                   flush=True)
