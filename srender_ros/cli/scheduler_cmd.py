@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ def _make_labels(args: argparse.Namespace, out: Path | None) -> list[Any]:
 
     cfg = _label_config(args)
     t0 = time.perf_counter()
+    if not getattr(args, "verbose", False):  # one line per label is enough; the pipeline logs every keyframe
+        logging.getLogger("srender_ros.core.pipeline").setLevel(logging.WARNING)
 
     def progress(i: int, s: Any) -> None:
         print(f"  label {i + 1}/{args.samples}: {s.spec.family:<13} {s.spec.scene:<9} {s.spec.duration_s:6.2f} s "

@@ -206,39 +206,102 @@ def spec_trajectory(spec: LabelSpec, fps: float) -> Trajectory:
 
 # ---- the oracle ---------------------------------------------------------------------------------------------------
 
-def oracle_label(spec: LabelSpec, config: LabelConfig, workdir: Path, renderer: object | None = None,
-                 generator: object | None = None) -> Sample:
-    """Run the coverage scheduler on a new procedural world and count its keyframes.
+class FramesNotDrawn:
+    """A renderer for label runs: coverage and keyframe views are drawn, the trajectory's frames are not.
+
+    A label needs only ``Pipeline.run``'s keyframe decisions, and drawing every frame is about 40%
+    of a run. Frames are the renders at the trajectory's own camera; keyframe views use the
+    overscanned camera (``keyframe_overscan`` > 1 is required) and coverage has its own call, so
+    both still reach the real renderer and the decisions are exactly the pipeline's (checked
+    against a real run in tests/test_learned.py).
+
+    Args:
+        inner: the real renderer.
+        frame_intrinsics: the trajectory's camera, whose renders are skipped.
+    """
+
+    name = "frames-not-drawn"
+
+    def __init__(self, inner: Any, frame_intrinsics: Intrinsics) -> None:
+        self.inner = inner
+        self.frame_intrinsics = frame_intrinsics
+        self.frames_skipped = 0
+
+    def render(self, world: Any, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating],
+               background_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> Any:
+        from srender_ros.render.protocol import RenderOutput
+
+        if intrinsics != self.frame_intrinsics:
+            return self.inner.render(world, intrinsics, T_world_cam, background_rgb)
+        b, h, w = len(np.asarray(T_world_cam).reshape(-1, 4, 4)), intrinsics.height_px, intrinsics.width_px
+        self.frames_skipped += b
+        return RenderOutput(np.zeros((b, h, w, 3), np.float32), np.full((b, h, w), np.nan, np.float32),
+                            np.zeros((b, h, w), np.float32))
+
+    def coverage(self, world: Any, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]) -> NDArray[np.float32]:
+        return self.inner.coverage(world, intrinsics, T_world_cam)  # type: ignore[no-any-return]
+
+
+def label_pipeline_config(config: LabelConfig) -> Any:
+    """The oracle: the pipeline's defaults (tau, lookahead, overscan, chunking, lifting geometry) with
+    the label's coverage resolution, keyframe cap, and no colour correction (colours never change
+    coverage, and skipping it saves a render per keyframe)."""
+    from dataclasses import replace
+
+    from srender_ros.core.pipeline import PipelineConfig, SchedulerKind
+
+    base = PipelineConfig()
+    return PipelineConfig(scheduler=SchedulerKind.COVERAGE, coverage_threshold=config.coverage_threshold,
+                          coverage_scale=config.coverage_scale, keyframe_overscan=config.keyframe_overscan,
+                          max_keyframes_per_request=config.max_keyframes,
+                          lift=replace(base.lift, colour_iterations=0))
+
+
+def describe_pipeline_config(pcfg: Any) -> dict[str, Any]:
+    """JSON-able fields of a PipelineConfig (recorded with labels: which oracle made them)."""
+    out: dict[str, Any] = {}
+    for k, v in asdict(pcfg).items():
+        if isinstance(v, (bool, int, float, str)) or v is None:
+            out[k] = v.value if hasattr(v, "value") else v
+        elif isinstance(v, dict):
+            out[k] = {kk: vv for kk, vv in v.items() if isinstance(vv, (bool, int, float, str))}
+    return out
+
+
+def oracle_label(spec: LabelSpec, config: LabelConfig, workdir: Path, renderer: Any = None,
+                 generator: Any = None) -> Sample:
+    """Run the coverage scheduler (``Pipeline.run``) on a new procedural world and count its keyframes.
 
     Args:
         spec: the sample's recipe.
         config: label settings (camera, tau, ...).
-        workdir: a scratch folder for the world store (one world per sample is written there).
-        renderer, generator: reuse backends across samples (default: cpu renderer, procedural generator).
+        workdir: scratch folder for the world store (the world is saved there by the pipeline).
+        renderer, generator: reuse backends across samples (default: cpu renderer, procedural
+            generator without supersampling, which changes keyframe colours only).
     Returns:
-        The labelled Sample with the first rendered view as its appearance image.
+        The labelled Sample, with the exact first view of the world as its appearance image.
     """
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
+    from srender_ros.core.pipeline import Pipeline, RenderJob
     from srender_ros.core.store import WorldStore
     from srender_ros.generators.registry import make_generator
     from srender_ros.render.registry import get_renderer
 
+    if config.keyframe_overscan <= 1.0:
+        raise InputError("labels need keyframe_overscan > 1 (frames and keyframe views are told apart by their camera)")
     traj = spec_trajectory(spec, config.fps)
     K = config.intrinsics
-    pcfg = PipelineConfig(scheduler=SchedulerKind.COVERAGE, coverage_threshold=config.coverage_threshold,
-                          coverage_scale=config.coverage_scale, keyframe_overscan=config.keyframe_overscan,
-                          max_keyframes_per_request=config.max_keyframes, chunk_size=10)
-    store = WorldStore(workdir / f"w{spec.seed}", 256 * 2**20)
-    pipe = Pipeline(store, renderer or get_renderer("cpu"), generator or make_generator("procedural"), pcfg)  # type: ignore[arg-type]
+    gen = generator or make_generator("procedural", supersample=1)
+    pipe = Pipeline(WorldStore(workdir / f"w{spec.seed}", 256 * 2**20),
+                    FramesNotDrawn(renderer or get_renderer("cpu"), K), gen, label_pipeline_config(config))
     t0 = time.perf_counter()
     run = pipe.run(RenderJob(prompt=spec.prompt, trajectory=traj, intrinsics=K))
-    image: NDArray[np.uint8] | None = None
-    for chunk in run:
-        if image is None:
-            image = to_uint8_image(chunk.render.rgb[0])
+    for _ in run:
+        pass
     seconds = time.perf_counter() - t0
-    kf = tuple(int(i) for i in run.schedule.keyframe_indices)
-    return Sample(traj, K, len(kf), image, spec, kf, seconds)
+    kf = tuple(sorted(int(i) for i in run.schedule.keyframe_indices))
+    # The appearance input stands for a user's first image: the exact view at the first pose.
+    first = gen.ground_truth(spec.prompt, K, traj.T_world_cam[:1]).rgb[0]
+    return Sample(traj, K, len(kf), to_uint8_image(first), spec, kf, seconds)
 
 
 def to_uint8_image(rgb: NDArray[np.floating]) -> NDArray[np.uint8]:
@@ -253,7 +316,7 @@ def generate_labels(n: int, seed: int, config: LabelConfig, progress: Callable[[
     from srender_ros.generators.registry import make_generator
     from srender_ros.render.registry import get_renderer
 
-    renderer, generator = get_renderer("cpu"), make_generator("procedural")
+    renderer, generator = get_renderer("cpu"), make_generator("procedural", supersample=1)
     samples: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="srender-labels-") as tmp:
         root = Path(workdir) if workdir is not None else Path(tmp)
@@ -263,6 +326,36 @@ def generate_labels(n: int, seed: int, config: LabelConfig, progress: Callable[[
             if progress is not None:
                 progress(i, s)
     return samples
+
+
+def prefix_samples(samples: Sequence[Sample], per_sample: int, seed: int, min_poses: int = 2) -> list[Sample]:
+    """Extra labelled samples from prefixes of oracle-labelled ones (free training data).
+
+    The coverage walk is causal up to its lookahead: a keyframe triggered at pose i may be placed
+    up to ``keyframe_lookahead`` poses later (same chunk), never earlier, and nothing else depends
+    on later poses. So the label of a prefix of L poses is the number of the full walk's keyframes
+    before L, exact except that one placed ahead across L would have been placed at most at L - 1.
+
+    Args:
+        samples: oracle samples with their ``keyframe_indices``; others are skipped.
+        per_sample: prefixes drawn per sample (lengths uniform in min_poses..N-1).
+        seed: seed of the drawn lengths.
+        min_poses: shortest prefix.
+    Returns:
+        The prefix samples (not including the originals).
+    """
+    rng = np.random.default_rng(seed)
+    out: list[Sample] = []
+    for s in samples:
+        n = len(s.trajectory)
+        if len(s.keyframe_indices) != s.count or n <= min_poses or per_sample < 1:
+            continue
+        kf = np.asarray(s.keyframe_indices, dtype=np.int64)
+        for length in rng.integers(min_poses, n, per_sample):
+            L = int(length)
+            idx = tuple(int(i) for i in kf[kf < L])
+            out.append(Sample(s.trajectory.subset(np.arange(L)), s.intrinsics, len(idx), s.image, s.spec, idx, 0.0))
+    return out
 
 
 # ---- synthetic labels (tests and smoke runs without the oracle) ---------------------------------------------------
@@ -288,6 +381,18 @@ def synthetic_samples(n: int, seed: int, config: LabelConfig | None = None) -> l
     return out
 
 
+def source_version() -> str | None:
+    """``git describe --always --dirty`` of the checkout this code runs from, or None outside git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 # ---- the cache ------------------------------------------------------------------------------------------------------
 
 def save_labels(samples: Sequence[Sample], path: Path, config: LabelConfig, extra: dict[str, Any] | None = None) -> None:
@@ -305,6 +410,8 @@ def save_labels(samples: Sequence[Sample], path: Path, config: LabelConfig, extr
             images[i], has_image[i] = s.image, True
     meta = {
         "format": LABELS_FORMAT, "label_config": config.to_json(), "extra": extra or {},
+        "oracle_pipeline_config": describe_pipeline_config(label_pipeline_config(config)),
+        "source_version": source_version(),
         "samples": [{"family": s.spec.family, "scene": s.spec.scene, "duration_s": s.spec.duration_s,
                      "seed": s.spec.seed, "params": s.spec.params, "frame_id": s.trajectory.frame_id,
                      "seconds": round(s.seconds, 3)} for s in samples],

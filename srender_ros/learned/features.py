@@ -47,7 +47,7 @@ TOKEN_FEATURES = (
 N_TOKEN_FEATURES = len(TOKEN_FEATURES)
 
 #: Default number of pose tokens (trajectories are resampled to exactly this many).
-DEFAULT_N_TOKENS = 64
+DEFAULT_N_TOKENS = 32
 #: Side of the square image the built-in appearance encoder reads.
 IMAGE_SIDE_PX = 64
 #: Below this (metres) a trajectory counts as not translating; its scale is set to 1 m.

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,22 @@ from srender_ros.learned.train import CONFIG_FILE, WEIGHTS_FILE
 
 #: The weights shipped with the package.
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: torch threads during a prediction. The model is tiny (~0.1 GFLOP): a second thread saves little
+#: on an idle machine and costs 10-20x on a busy one (OpenMP threads waiting for each other).
+PREDICT_THREADS = 1
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    if n < 1 or old == n:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class KeyframeCountPredictor:
@@ -33,12 +51,15 @@ class KeyframeCountPredictor:
     Args:
         model: the trained model (put in eval mode here).
         dinov2: class-token extractor, needed only to use images with an appearance="dinov2" model.
+        threads: torch threads while predicting (0: leave torch's setting alone).
     """
 
-    def __init__(self, model: KeyframeCountModel, dinov2: Dinov2ClassToken | None = None) -> None:
+    def __init__(self, model: KeyframeCountModel, dinov2: Dinov2ClassToken | None = None,
+                 threads: int = PREDICT_THREADS) -> None:
         self.model = model.eval()
         self.config = model.config
         self.dinov2 = dinov2
+        self.threads = threads
 
     @classmethod
     def from_dir(cls, path: str | Path, dinov2_dir: str | Path | None = None) -> KeyframeCountPredictor:
@@ -105,8 +126,9 @@ class KeyframeCountPredictor:
         if not isinstance(intrinsics, Intrinsics):
             raise InputError(f"expected Intrinsics, got {type(intrinsics).__name__}")
         tokens = torch.from_numpy(trajectory_tokens(trajectory, intrinsics, self.config.n_tokens))[None]
-        app, has = self._appearance(image)
-        return float(self.model(tokens, app, has)[0])
+        with _torch_threads(self.threads):
+            app, has = self._appearance(image)
+            return float(self.model(tokens, app, has)[0])
 
     def predict(self, trajectory: Trajectory, intrinsics: Intrinsics, image: NDArray[np.generic] | None = None) -> int:
         """Keyframe count: the rounded prediction clamped to 1..max_keyframes (see :meth:`predict_float`)."""

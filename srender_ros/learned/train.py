@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from srender_ros.errors import InputError
-from srender_ros.learned.data import Sample
+from srender_ros.learned.data import Sample, prefix_samples
 from srender_ros.learned.features import prepare_image, trajectory_tokens
 from srender_ros.learned.model import KeyframeCountModel, ModelConfig, count_parameters
 
@@ -45,7 +45,11 @@ class TrainConfig:
         lr: peak AdamW learning rate.
         weight_decay: AdamW weight decay.
         loss_weight: the paper's 0.1 in 0.1 * MSE.
+        loss_space: "count" (the paper: MSE of counts) or "log" (MSE of log counts, which weighs a
+            factor-of-2 error the same at 2 and at 40 keyframes).
         appearance_dropout: fraction of samples trained with the default token instead of their image.
+        prefixes_per_sample: extra samples per oracle sample from its prefixes (data.prefix_samples;
+            drawn once from ``seed``).
         warmup_epochs: linear warm-up before cosine decay.
         grad_clip: max gradient norm.
         seed: seed of initialization, shuffling and dropout.
@@ -59,7 +63,9 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.01
     loss_weight: float = 0.1
+    loss_space: str = "count"
     appearance_dropout: float = 0.5
+    prefixes_per_sample: int = 0
     warmup_epochs: int = 10
     grad_clip: float = 1.0
     seed: int = 0
@@ -71,6 +77,8 @@ class TrainConfig:
             raise InputError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
         if not self.lr > 0:
             raise InputError(f"lr={self.lr}: must be > 0")
+        if self.loss_space not in ("count", "log"):
+            raise InputError(f"loss_space={self.loss_space!r}: choose 'count' or 'log'")
         if not 0.0 <= self.appearance_dropout <= 1.0:
             raise InputError(f"appearance_dropout={self.appearance_dropout}: must be in [0, 1]")
 
@@ -141,6 +149,8 @@ def fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int,
         config: optimization and architecture.
         on_epoch: called with (epoch, mean loss) after every epoch.
     """
+    if config.prefixes_per_sample > 0:
+        samples = list(samples) + prefix_samples(samples, config.prefixes_per_sample, config.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
@@ -174,7 +184,10 @@ def _fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int
             keep = data.has_appearance[idx] & (torch.rand(len(idx), generator=gen) >= config.appearance_dropout)
             app = None if data.appearance is None else data.appearance[idx]
             pred = model(data.tokens[idx], app, keep)
-            loss = config.loss_weight * torch.mean((pred - data.counts[idx]) ** 2)
+            target = data.counts[idx]
+            if config.loss_space == "log":
+                pred, target = torch.log(pred), torch.log(target.clamp_min(1.0))
+            loss = config.loss_weight * torch.mean((pred - target) ** 2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
