@@ -81,7 +81,9 @@ def to_uint8_rgb(rgb: NDArray[Any]) -> NDArray[np.uint8]:
 
         # One pass with saturation (negative and NaN -> 0, > 1 -> 255): ~8x faster than numpy's
         # clip/scale/cast chain, which cost a third of a 30 Hz frame budget at 640x480.
-        return np.ascontiguousarray(cv2.multiply(flat, 255.0, dtype=cv2.CV_8U).reshape(h, w, 3))
+        # (OpenCV's stubs do not list the scalar overload of multiply.)
+        u8 = cv2.multiply(flat, 255.0, dtype=cv2.CV_8U)  # type: ignore[call-overload]
+        return np.ascontiguousarray(np.asarray(u8).reshape(h, w, 3))
     except ImportError:
         return (np.clip(np.nan_to_num(flat, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).reshape(h, w, 3)
 
