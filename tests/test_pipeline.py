@@ -122,3 +122,10 @@ def test_refinement_runs_after_chunks_with_new_keyframes(tmp_path: Path) -> None
     assert before == 0 and run.stats.keyframes >= 1
     assert run.stats.seconds["refine"] > 0
     assert sum(len(c.indices) for c in chunks) == len(traj)
+
+
+def test_view_without_generation_leaves_no_world_behind(tmp_path: Path) -> None:
+    pipe = _pipeline(tmp_path)
+    out = pipe.view("an unknown place", CAM, np.eye(4), generate_if_uncovered=False)
+    assert out.alpha.max() == 0.0
+    assert pipe.store.get("an unknown place") is None

@@ -243,6 +243,12 @@ class Pipeline:
         T = np.asarray(T_world_cam, dtype=np.float64).reshape(1, 4, 4)
         if not np.isfinite(T).all():
             raise InputError("camera pose has NaN or infinite values")
+        if not generate_if_uncovered:
+            # Only look: an environment that is merely viewed must not leave an empty world behind.
+            known = self.store.get(prompt)
+            from srender_ros.core.world import GaussianWorld
+
+            return self.renderer.render(known.world if known is not None else GaussianWorld.empty(), intrinsics, T)
         state = self.store.get_or_create(prompt, self.generator.settings())
         if generate_if_uncovered:
             with state.lock:
