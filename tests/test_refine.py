@@ -191,11 +191,12 @@ def test_low_resolution_windows_with_dssim_and_geometry_still_reduce_the_loss() 
     kfs = keyframes_of(truth, K, np.stack([pose(-0.4), pose(0.4)]))
     start = perturbed(truth, seed=2)
     cfg = RefineConfig(iterations=25, scale=0.5, patch_px=16, views_per_step=2, lr_color=0.05, lr_means_m=1e-3,
-                       lr_log_scales=5e-3, ssim_weight=0.2, device="cpu", threads=1)
+                       lr_log_scales=5e-3, lr_quats=1e-3, ssim_weight=0.2, device="cpu", threads=1)
     new, rep = refine_world(start, kfs, cfg)
     assert len(new) == len(start)
     assert rep.loss_after < rep.loss_before
     assert not np.array_equal(new.means, start.means) and not np.array_equal(new.log_scales, start.log_scales)
+    assert not np.array_equal(new.quats_wxyz, start.quats_wxyz)
 
 
 def test_refinement_is_deterministic() -> None:
@@ -254,7 +255,7 @@ def test_nothing_to_refine_leaves_the_world_alone() -> None:
     ({"patch_px": 0}, "patch_px"), ({"lr_color": -1.0}, "lr_color"), ({"lr_opacity": float("nan")}, "lr_opacity"),
     ({"ssim_weight": 2.0}, "ssim_weight"), ({"patch_px": 8, "ssim_weight": 0.2}, "patch_px"),
     ({"device": "tpu"}, "device"), ({"views_per_step": 0}, "views_per_step"), ({"time_budget_s": 0.0}, "time_budget_s"),
-    ({"threads": 0}, "threads"),
+    ({"threads": 0}, "threads"), ({"lr_quats": -0.1}, "lr_quats"),
 ])
 def test_bad_config_is_refused_naming_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises(InputError, match=field):

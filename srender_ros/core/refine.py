@@ -59,6 +59,7 @@ class RefineConfig:
         lr_opacity: learning rate of the opacity logits.
         lr_means_m: learning rate of the means, metres per step (0: frozen).
         lr_log_scales: learning rate of the log-scales (0: frozen).
+        lr_quats: learning rate of the (unnormalized) rotation quaternions (0: frozen).
         ssim_weight: lambda of the D-SSIM term, as in 3DGS: loss = (1 - lambda) L1 + lambda (1 - SSIM)
             (3DGS uses 0.2; 0 = plain L1).
         device: "auto" (gsplat on CUDA when usable, else torch on CPU), "cpu" or "cuda".
@@ -76,6 +77,7 @@ class RefineConfig:
     lr_opacity: float = 0.05
     lr_means_m: float = 0.0
     lr_log_scales: float = 0.0
+    lr_quats: float = 0.0
     ssim_weight: float = 0.0
     device: str = "auto"
     seed: int = 0
@@ -91,7 +93,7 @@ class RefineConfig:
             raise InputError(f"RefineConfig.patch_px={self.patch_px!r}: must be a positive integer or None")
         if self.views_per_step < 1:
             raise InputError(f"RefineConfig.views_per_step={self.views_per_step}: must be >= 1")
-        for name in ("lr_color", "lr_opacity", "lr_means_m", "lr_log_scales"):
+        for name in ("lr_color", "lr_opacity", "lr_means_m", "lr_log_scales", "lr_quats"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v >= 0.0):
                 raise InputError(f"RefineConfig.{name}={v}: must be a finite number >= 0 (0 freezes it)")
@@ -418,7 +420,7 @@ def _refine(world: GaussianWorld, kfs: list[KeyframeRecord], cfg: RefineConfig, 
     sh_rest = to_t(world.sh[:, 1:])
     leaves = {
         "means": to_t(world.means).requires_grad_(cfg.lr_means_m > 0),
-        "quats_wxyz": to_t(world.quats_wxyz),
+        "quats_wxyz": to_t(world.quats_wxyz).requires_grad_(cfg.lr_quats > 0),
         "log_scales": to_t(world.log_scales).requires_grad_(cfg.lr_log_scales > 0),
         "opacity_logits": to_t(world.opacity_logits).requires_grad_(cfg.lr_opacity > 0),
     }
@@ -427,7 +429,8 @@ def _refine(world: GaussianWorld, kfs: list[KeyframeRecord], cfg: RefineConfig, 
         return {**leaves, "sh": torch.cat([sh_dc, sh_rest], dim=1)}
 
     groups = [(t, lr) for t, lr in ((sh_dc, cfg.lr_color), (leaves["opacity_logits"], cfg.lr_opacity),
-                                    (leaves["means"], cfg.lr_means_m), (leaves["log_scales"], cfg.lr_log_scales)) if lr > 0]
+                                    (leaves["means"], cfg.lr_means_m), (leaves["log_scales"], cfg.lr_log_scales),
+                                    (leaves["quats_wxyz"], cfg.lr_quats)) if lr > 0]
     loss_before, psnr_before = _evaluate(_render_targets(backend, render, params(), targets), targets, cfg.ssim_weight)
 
     rng = np.random.default_rng(cfg.seed)
