@@ -199,7 +199,7 @@ def shade(ox: float, oy: float, oz: float, dx: float, dy: float, dz: float, hit:
     elif kind == K_CEILING:
         r, g, b, emit = ceiling_albedo(seed, family, params, px, py, fp)
     elif kind == K_ROOF:
-        r, g, b = roof_albedo(seed, px, py, fp)
+        r, g, b = roof_albedo(seed, family, params, px, py, fp)
     else:
         r, g, b = floor_albedo(seed, family, params, px, py, fp)
     outdoor = family == F_STREET or family == F_FOREST or family == F_FIELD

@@ -307,12 +307,23 @@ def ceiling_albedo(seed: np.uint64, family: int, params: np.ndarray, x: float, y
 
 
 @njit(**NJIT)
-def roof_albedo(seed: np.uint64, x: float, y: float, fp: float) -> RGB:
-    """Top of the indoor families' flat roof (seen from above): gravel and membrane seams."""
-    g = fbm2(seed, x, y, 0.05, 3, fp)
-    big = fbm2(seed + np.uint64(2), x, y, 5.0, 4, fp)
-    col = scale((0.52, 0.5, 0.47), (0.8 + 0.4 * g) * (0.9 + 0.2 * big))
-    return mix(col, (0.3, 0.3, 0.3), lines(x, 3.0, 0.05, fp))
+def roof_albedo(seed: np.uint64, family: int, params: np.ndarray, x: float, y: float, fp: float) -> RGB:
+    """Top of the indoor families' flat roof (seen from above): gravel, membrane seams, tar patches;
+    the warehouse roof shows its skylight strips (where the ceiling has them)."""
+    c, g = params[P_CELL], params[P_ORIGIN]
+    grain = fbm2(seed, x, y, 0.05, 3, fp)
+    big = fbm2(seed + np.uint64(2), x, y, 6.0, 4, fp)
+    col = scale((0.52, 0.5, 0.47), (0.8 + 0.4 * grain) * (0.8 + 0.4 * big))
+    tar = smoothstep(0.7, 0.75, fbm2(seed + np.uint64(3), x, y, 8.0, 3, fp))
+    col = mix(col, (0.25, 0.25, 0.26), 0.5 * tar)
+    col = mix(col, (0.3, 0.3, 0.3), lines(x, 3.0, 0.05, fp))
+    if family == F_WAREHOUSE:
+        sx = (x - g) - c * math.floor((x - g) / c)
+        glass = scale((0.35, 0.45, 0.55), 0.8 + 0.4 * fbm2(seed + np.uint64(4), x, y, 1.0, 3, fp))
+        frame = lines(y, 2.0, 0.06, fp)
+        sky = 1.0 - smoothstep(0.95, 1.05, sx)
+        col = mix(col, mix(glass, (0.75, 0.75, 0.76), frame), sky)
+    return col
 
 
 @njit(**NJIT)
