@@ -40,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     if args.fresh and world_dir.exists():
         shutil.rmtree(world_dir)
     camera = camera_from_args(args.width, args.height, args.fov_deg)
-    traj = make_trajectory(args.trajectory_kind, fps=args.fps, duration_s=args.duration_s, seed=0)
+    # The procedural worlds keep the lines through the origin free (aisles, corridors); a walk that
+    # meanders too far would cross shelves, so the demo walk keeps its heading within a few degrees.
+    extra = {"meander_deg": 4.0} if args.trajectory_kind == "walk" else {}
+    traj = make_trajectory(args.trajectory_kind, fps=args.fps, duration_s=args.duration_s, seed=0, **extra)
     pipeline = build_pipeline(world_dir=str(world_dir), renderer=args.renderer, generator="procedural",
                               generator_settings={}, config=PipelineConfig())
     n = len(traj)

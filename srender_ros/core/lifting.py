@@ -50,7 +50,7 @@ class LiftConfig:
     stride_px: int = 1
     footprint_scale: float = 0.5
     thickness_ratio: float = 0.15
-    max_stretch: float = 12.0
+    max_stretch: float = 4.0
     opacity: float = 0.98
     empty_alpha: float = 0.5
     occlusion_margin: float = 0.15
