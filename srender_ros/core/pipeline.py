@@ -65,8 +65,8 @@ class PipelineConfig:
         uniform_keyframes: keyframe count of the uniform scheduler.
         coverage_scale: resolution of coverage renders relative to the camera.
         coverage_alpha: a low-resolution coverage pixel counts as covered from this alpha up.
-            Stricter than the 0.5 of full-resolution holes: a hole a few pixels wide only dims
-            a low-resolution pixel, it does not empty it.
+            Keep it at the lifting's ``empty_alpha``: where coverage demands more than lifting
+            fills, a keyframe cannot cover its own view and the rule would fire again and again.
         chunk_size: poses rendered per chunk.
         max_keyframes_per_request: hard cap on generation for one request.
         keyframe_overscan: keyframes are generated with this much wider image (same focal length),
@@ -88,7 +88,7 @@ class PipelineConfig:
     coverage_threshold: float = 0.02
     uniform_keyframes: int = 8
     coverage_scale: float = 0.25
-    coverage_alpha: float = 0.9
+    coverage_alpha: float = 0.5
     chunk_size: int = 30
     max_keyframes_per_request: int = 64
     keyframe_overscan: float = 1.25
@@ -355,6 +355,7 @@ class PipelineRun:
             planned = uniform_indices(n, max(1, count))
             stats.seconds["schedule"] += time.perf_counter() - t0
         rule = KeyframeRule(cfg.scheduler, n, cfg.coverage_threshold, planned, cfg.max_keyframes_per_request)
+        residual = 0.0  # uncovered fraction left at the pose of the latest keyframe
 
         for s in range(0, n, cfg.chunk_size):
             e = min(n, s + cfg.chunk_size)
@@ -367,6 +368,10 @@ class PipelineRun:
                     u = float(unc[i - s])
                     self.schedule.coverage[i] = 1.0 - u
                     world_empty = len(state.world) == 0
+                    # What the last keyframe could not cover (semi-transparent edges, sky) is no
+                    # reason for another one: only new territory beyond that residual counts.
+                    if not world_empty and u <= residual + cfg.coverage_threshold and i not in rule.planned:
+                        continue
                     reason = rule.decide(i, u, world_empty)
                     if reason is None:
                         continue
@@ -379,10 +384,10 @@ class PipelineRun:
                             reason += f"; placed ahead at pose {k} (uncovered {float(unc[k - s]):.3f})"
                     p._make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
                     self.schedule.keyframes.append(KeyframeDecision(k, reason, u))
-                    if i + 1 < e:
-                        t0 = time.perf_counter()
-                        unc[i + 1 - s:] = p._uncovered(state.world, cov_K, T_all[i + 1:e])
-                        stats.seconds["schedule"] += time.perf_counter() - t0
+                    t0 = time.perf_counter()
+                    unc[i - s:] = p._uncovered(state.world, cov_K, T_all[i:e])
+                    residual = float(unc[i - s])
+                    stats.seconds["schedule"] += time.perf_counter() - t0
                 if cfg.refine is not None and stats.keyframes > keyframes_before_chunk:
                     from srender_ros.core.refine import refine_state
 
