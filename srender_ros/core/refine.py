@@ -69,14 +69,14 @@ class RefineConfig:
             shared with other busy processes, 1 is often several times faster than oversubscribing.
     """
 
-    iterations: int = 200
-    scale: float = 0.25
-    patch_px: int | None = None
+    iterations: int = 1000
+    scale: float = 1.0
+    patch_px: int | None = 64
     views_per_step: int = 1
-    lr_color: float = 0.01
+    lr_color: float = 0.03
     lr_opacity: float = 0.05
-    lr_means_m: float = 0.0
-    lr_log_scales: float = 0.0
+    lr_means_m: float = 2e-3
+    lr_log_scales: float = 0.04
     lr_quats: float = 0.0
     ssim_weight: float = 0.0
     device: str = "auto"
@@ -381,8 +381,8 @@ def refine_world(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
         world: N Gaussians.
         keyframes: the keyframes to fit (rgb [H, W, 3] in [0, 1], depth_m [H, W] with NaN where
             unknown, optical T_world_cam, intrinsics). Pixels of unknown depth are ignored.
-        config: settings (defaults: 200 steps at a quarter of the keyframe size, torch on CPU or
-            gsplat on CUDA).
+        config: settings (defaults: 1000 steps of 64 px windows at full keyframe resolution,
+            colours, opacities, means and scales; torch on CPU or gsplat on CUDA).
     Returns:
         (the refined world with the same N Gaussians in the same order, the report).
     Raises:
