@@ -1,8 +1,9 @@
 """Learned keyframe-count predictor: prediction speed, count error and render quality.
 
     python benchmarks/bench_learned.py speed                 # prediction time for 600 poses on CPU
-    python benchmarks/bench_learned.py counts --labels held_out.npz [--weights DIR] [--json OUT]
+    python benchmarks/bench_learned.py counts --labels held_out.npz [--train-labels train.npz] [--weights DIR] [--json OUT]
     python benchmarks/bench_learned.py quality --samples 16 --seed 2000 [--width 160 --height 120] [--json OUT]
+    python benchmarks/bench_learned.py heldout --train-labels a.npz --eval-labels b.npz --exclude-family handheld
     python benchmarks/bench_learned.py plot --counts counts.json --quality quality.json --out docs/img/learned.png
 
 `quality` runs four schedulers on the same held-out trajectories through new procedural worlds and
@@ -64,30 +65,113 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _motion(samples: Any) -> np.ndarray:
+    """[S, 2] path length (m) and total rotation (rad) of each sample's trajectory."""
+    rows = []
+    for s in samples:
+        T = s.trajectory.T_world_cam
+        path = float(np.linalg.norm(np.diff(T[:, :3, 3], axis=0), axis=1).sum())
+        rel = np.einsum("nji,njk->nik", T[:-1, :3, :3], T[1:, :3, :3])  # R_i^T R_{i+1}
+        cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
+        rows.append((path, float(np.arccos(cos).sum())))
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)
+
+
+def baselines(train: Any, test: Any) -> dict[str, np.ndarray]:
+    """Trivial count predictors fitted on ``train`` (least squares), evaluated on ``test``.
+
+    - train_mean: the mean training count for every trajectory.
+    - linear_path_rotation: a + b * path length (m) + c * total rotation (rad).
+    - loglinear_path_rotation_duration: log count = a + b log(1 + path) + c log(1 + rotation) + d log(duration).
+    """
+    y = np.array([s.count for s in train], dtype=np.float64)
+    mtr, mte = _motion(train), _motion(test)
+    dtr = np.array([max(s.trajectory.duration_s, 1e-3) for s in train])
+    dte = np.array([max(s.trajectory.duration_s, 1e-3) for s in test])
+    out = {"train_mean": np.full(len(test), y.mean())}
+    A = np.c_[np.ones(len(train)), mtr]
+    coef = np.linalg.lstsq(A, y, rcond=None)[0]
+    out["linear_path_rotation"] = np.c_[np.ones(len(test)), mte] @ coef
+    B = np.c_[np.ones(len(train)), np.log1p(mtr), np.log(dtr)]
+    coef = np.linalg.lstsq(B, np.log(np.maximum(y, 1)), rcond=None)[0]
+    out["loglinear_path_rotation_duration"] = np.exp(np.c_[np.ones(len(test)), np.log1p(mte), np.log(dte)] @ coef)
+    return out
+
+
+def _by_family(samples: Any, pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    from srender_ros.learned.train import count_metrics
+
+    out = {}
+    for fam in sorted({s.spec.family for s in samples}):
+        idx = [i for i, s in enumerate(samples) if s.spec.family == fam]
+        out[fam] = count_metrics(pred[idx], labels[idx])
+    return out
+
+
 def bench_counts(args: argparse.Namespace) -> dict[str, Any]:
     from srender_ros.learned.data import load_labels
     from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
     from srender_ros.learned.train import count_metrics, predict_counts
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
-    samples = []
-    for p in args.labels:
-        samples.extend(load_labels(Path(p))[0])
+    samples = [s for p in args.labels for s in load_labels(Path(p))[0]]
     labels = np.array([s.count for s in samples], dtype=np.float64)
     p_img = predict_counts(pred.model, samples, True)
     p_no = predict_counts(pred.model, samples, False)
-    out: dict[str, Any] = {"samples": len(samples), "with_image": count_metrics(p_img, labels),
-                           "no_image": count_metrics(p_no, labels)}
-    if args.train_median is not None:
-        out["constant_train_median"] = count_metrics(np.full(len(labels), args.train_median), labels)
-    by_family: dict[str, Any] = {}
-    for fam in sorted({s.spec.family for s in samples}):
-        idx = [i for i, s in enumerate(samples) if s.spec.family == fam]
-        by_family[fam] = count_metrics(p_no[idx], labels[idx])
-    out["no_image_by_family"] = by_family
+    out: dict[str, Any] = {"samples": len(samples), "label_files": [Path(p).name for p in args.labels],
+                           "with_image": count_metrics(p_img, labels), "no_image": count_metrics(p_no, labels)}
+    base: dict[str, np.ndarray] = {}
+    if args.train_labels:
+        train = [s for p in args.train_labels for s in load_labels(Path(p))[0]]
+        base = baselines(train, samples)
+        out["train_samples"] = len(train)
+        for name, b in base.items():
+            out[name] = count_metrics(b, labels)
+    out["no_image_by_family"] = _by_family(samples, p_no, labels)
+    for name, b in base.items():
+        out[f"{name}_by_family"] = _by_family(samples, b, labels)
     out["points"] = [{"family": s.spec.family, "scene": s.spec.scene, "duration_s": s.spec.duration_s,
-                      "label": int(s.count), "pred_image": round(float(a), 3), "pred_no_image": round(float(b), 3)}
-                     for s, a, b in zip(samples, p_img, p_no)]
+                      "label": int(s.count), "pred_image": round(float(a), 3), "pred_no_image": round(float(b), 3),
+                      **{name: round(float(v[i]), 3) for name, v in base.items()}}
+                     for i, (s, a, b) in enumerate(zip(samples, p_img, p_no))]
+    return out
+
+
+def bench_heldout(args: argparse.Namespace) -> dict[str, Any]:
+    """Generalization: train without some trajectory families / scenes, evaluate only on them.
+
+    The architecture and training settings are the shipped model's defaults (ModelConfig(),
+    TrainConfig()) with --epochs / --prefixes / --train-seed; the same trivial baselines are fitted
+    on the same reduced training set.
+    """
+    from srender_ros.learned.data import load_labels
+    from srender_ros.learned.train import TrainConfig, count_metrics, fit, predict_counts
+
+    if not args.exclude_family and not args.exclude_scene:
+        raise SystemExit("heldout: name at least one --exclude-family or --exclude-scene")
+
+    def held(s: Any) -> bool:
+        return s.spec.family in args.exclude_family or s.spec.scene in args.exclude_scene
+
+    train = [s for p in args.train_labels for s in load_labels(Path(p))[0] if not held(s)]
+    test = [s for p in args.eval_labels for s in load_labels(Path(p))[0] if held(s)]
+    if not test:
+        raise SystemExit("heldout: no evaluation sample belongs to the excluded families/scenes")
+    cfg = TrainConfig(epochs=args.epochs, prefixes_per_sample=args.prefixes, seed=args.train_seed)
+    t0, c0 = time.perf_counter(), time.process_time()
+    result = fit(train, cfg)
+    labels = np.array([s.count for s in test], dtype=np.float64)
+    p_no = predict_counts(result.model, test, False)
+    out: dict[str, Any] = {
+        "excluded_families": args.exclude_family, "excluded_scenes": args.exclude_scene,
+        "train_samples": len(train), "eval_samples": len(test), "epochs": args.epochs, "prefixes": args.prefixes,
+        "train_wall_s": round(time.perf_counter() - t0, 1), "train_cpu_s": round(time.process_time() - c0, 1),
+        "final_loss": result.history[-1],
+        "trained_without_no_image": count_metrics(p_no, labels),
+        "trained_without_with_image": count_metrics(predict_counts(result.model, test, True), labels),
+        "trained_without_by_family": _by_family(test, p_no, labels)}
+    for name, b in baselines(train, test).items():
+        out[name] = count_metrics(b, labels)
     return out
 
 
@@ -118,7 +202,8 @@ def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
     K = Intrinsics.from_fov(args.width, args.height, 90.0)
     lcfg = LabelConfig(min_duration_s=args.min_duration, max_duration_s=args.max_duration, fps=args.fps)
-    renderer, generator = get_renderer("cpu"), make_generator("procedural")
+    renderer = get_renderer("cpu")
+    generator: Any = make_generator("procedural")  # the procedural generator has ground_truth()
     rows = []
     with tempfile.TemporaryDirectory(prefix="srender-bench-learned-") as tmp:
         for n, spec in enumerate(draw_specs(args.samples, args.seed, lcfg)):
@@ -200,7 +285,7 @@ def main() -> int:
     c = sub.add_parser("counts")
     c.add_argument("--labels", action="append", required=True)
     c.add_argument("--weights", default=None)
-    c.add_argument("--train-median", type=float, default=None, help="median training label (constant baseline)")
+    c.add_argument("--train-labels", action="append", default=None, help="training labels (fits the trivial baselines)")
     q = sub.add_parser("quality")
     q.add_argument("--samples", type=int, default=16)
     q.add_argument("--seed", type=int, default=2000)
@@ -210,14 +295,23 @@ def main() -> int:
     q.add_argument("--min-duration", type=float, default=2.0)
     q.add_argument("--max-duration", type=float, default=20.0)
     q.add_argument("--weights", default=None)
+    h = sub.add_parser("heldout")
+    h.add_argument("--train-labels", action="append", required=True)
+    h.add_argument("--eval-labels", action="append", required=True)
+    h.add_argument("--exclude-family", action="append", default=[])
+    h.add_argument("--exclude-scene", action="append", default=[])
+    h.add_argument("--epochs", type=int, default=50)
+    h.add_argument("--prefixes", type=int, default=4)
+    h.add_argument("--train-seed", type=int, default=0)
     p = sub.add_parser("plot")
     p.add_argument("--counts", required=True)
     p.add_argument("--quality", required=True)
     p.add_argument("--out", default="docs/img/learned_scheduler.png")
-    for s in (sp, c, q):
+    for s in (sp, c, q, h):
         s.add_argument("--json", default=None, help="also write the result here")
     args = ap.parse_args()
-    result = {"speed": bench_speed, "counts": bench_counts, "quality": bench_quality, "plot": plot}[args.what](args)
+    result = {"speed": bench_speed, "counts": bench_counts, "quality": bench_quality, "heldout": bench_heldout,
+              "plot": plot}[args.what](args)
     text = json.dumps(result, indent=2)
     if getattr(args, "json", None):
         Path(args.json).write_text(text + "\n")

@@ -13,6 +13,8 @@ import argparse
 import hashlib
 import json
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -80,8 +82,11 @@ def _read_labels(paths: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
     for p in paths:
         s, meta = load_labels(Path(p))
         samples.extend(s)
+        extra = meta.get("extra") or {}
         sources.append({"file": Path(p).name, "sha256": _sha256(Path(p)), "samples": len(s),
-                        "label_config": meta.get("label_config"), "generated_with": meta.get("extra")})
+                        "seed": extra.get("seed"), "source_version": meta.get("source_version"),
+                        "label_config": meta.get("label_config"),
+                        "oracle_pipeline_config": meta.get("oracle_pipeline_config"), "generated_with": extra})
     return samples, sources
 
 
@@ -94,6 +99,7 @@ def run_labels(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from srender_ros.learned.data import source_version
     from srender_ros.learned.model import ModelConfig, count_parameters
     from srender_ros.learned.train import TrainConfig, fit, save_model
 
@@ -106,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
     mcfg = ModelConfig(n_tokens=args.tokens, width=args.width, layers=args.layers, heads=args.heads,
                        appearance=args.appearance)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.train_seed,
-                       appearance_dropout=args.appearance_dropout, model=mcfg)
+                       appearance_dropout=args.appearance_dropout, prefixes_per_sample=args.prefixes, model=mcfg)
     print(f"srender scheduler train: {len(samples)} samples, {args.epochs} epochs, seed {args.train_seed}")
 
     def on_epoch(e: int, loss: float) -> None:
@@ -115,9 +121,11 @@ def run_train(args: argparse.Namespace) -> int:
 
     result = fit(samples, tcfg, on_epoch)
     arguments = {k: v for k, v in vars(args).items() if k != "func"}
-    save_model(result.model, out, tcfg, extra={
+    # The folder is replaced atomically (save_model); a label cache made above is carried over.
+    save_model(result.model, out, tcfg, keep=() if args.labels else ("labels.npz",), extra={
+        "command": "srender " + shlex.join(sys.argv[1:]), "source_version": source_version(),
         "labels": sources, "arguments": arguments, "final_loss": result.history[-1], "seconds": round(result.seconds, 1),
-        "parameters": count_parameters(result.model)})
+        "loss_history": [round(x, 5) for x in result.history], "parameters": count_parameters(result.model)})
     print(f"srender scheduler: model ({count_parameters(result.model):,} parameters) -> {out}")
     return 0
 
@@ -161,7 +169,7 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("scheduler", help="learned keyframe-count predictor: labels, train, eval, predict",
                        description="The learned keyframe-count predictor (SRENDER 3.1): oracle labels, training, evaluation.")
     s = p.add_subparsers(dest="scheduler_command", metavar="ACTION")
@@ -177,7 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tr.add_argument("--labels", action="append", default=None, help="label cache(s) to train on (repeatable; "
                     "default: make --samples new labels first, saved to OUT/labels.npz)")
     _add_label_args(tr, samples=200, seed=0)
-    tr.add_argument("--epochs", type=int, default=300)
+    tr.add_argument("--epochs", type=int, default=50)
+    tr.add_argument("--prefixes", type=int, default=4, help="extra samples per label from trajectory prefixes (default 4)")
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--train-seed", type=int, default=0, help="seed of initialization and shuffling")

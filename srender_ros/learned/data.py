@@ -239,7 +239,8 @@ class FramesNotDrawn:
                             np.zeros((b, h, w), np.float32))
 
     def coverage(self, world: Any, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]) -> NDArray[np.float32]:
-        return self.inner.coverage(world, intrinsics, T_world_cam)  # type: ignore[no-any-return]
+        alpha: NDArray[np.float32] = self.inner.coverage(world, intrinsics, T_world_cam)
+        return alpha
 
 
 def label_pipeline_config(config: LabelConfig) -> Any:
@@ -262,7 +263,7 @@ def describe_pipeline_config(pcfg: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in asdict(pcfg).items():
         if isinstance(v, (bool, int, float, str)) or v is None:
-            out[k] = v.value if hasattr(v, "value") else v
+            out[k] = getattr(v, "value", v)  # Enums by value
         elif isinstance(v, dict):
             out[k] = {kk: vv for kk, vv in v.items() if isinstance(vv, (bool, int, float, str))}
     return out
@@ -290,7 +291,7 @@ def oracle_label(spec: LabelSpec, config: LabelConfig, workdir: Path, renderer: 
         raise InputError("labels need keyframe_overscan > 1 (frames and keyframe views are told apart by their camera)")
     traj = spec_trajectory(spec, config.fps)
     K = config.intrinsics
-    gen = generator or make_generator("procedural", supersample=1)
+    gen: Any = generator or make_generator("procedural", supersample=1)  # procedural: has ground_truth
     pipe = Pipeline(WorldStore(workdir / f"w{spec.seed}", 256 * 2**20),
                     FramesNotDrawn(renderer or get_renderer("cpu"), K), gen, label_pipeline_config(config))
     t0 = time.perf_counter()
@@ -416,7 +417,7 @@ def save_labels(samples: Sequence[Sample], path: Path, config: LabelConfig, extr
                      "seed": s.spec.seed, "params": s.spec.params, "frame_id": s.trajectory.frame_id,
                      "seconds": round(s.seconds, 3)} for s in samples],
     }
-    arrays = {
+    arrays: dict[str, Any] = {
         "stamps_ns": np.concatenate([s.trajectory.stamps_ns for s in samples]),
         "T_world_cam": np.concatenate([s.trajectory.T_world_cam for s in samples]),
         "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),

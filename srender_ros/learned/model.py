@@ -110,6 +110,9 @@ class ImageEncoder(nn.Module):
 class KeyframeCountModel(nn.Module):
     """Pose tokens + appearance token -> keyframe count (a float >= 1 per trajectory)."""
 
+    feat_mean: torch.Tensor  # [n_features] buffer
+    feat_std: torch.Tensor  # [n_features] buffer
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         c = config

@@ -58,14 +58,14 @@ class TrainConfig:
         model: the architecture.
     """
 
-    epochs: int = 300
+    epochs: int = 50
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.01
     loss_weight: float = 0.1
     loss_space: str = "count"
     appearance_dropout: float = 0.5
-    prefixes_per_sample: int = 0
+    prefixes_per_sample: int = 4
     warmup_epochs: int = 10
     grad_clip: float = 1.0
     seed: int = 0
@@ -227,19 +227,52 @@ def count_metrics(pred: np.ndarray, label: np.ndarray, max_keyframes: int = 64) 
 
 
 def save_model(model: KeyframeCountModel, out_dir: Path, train_config: TrainConfig | None = None,
-               extra: dict[str, Any] | None = None) -> Path:
-    """Write model.safetensors + config.json (+ training_config.json) to ``out_dir``; returns the folder."""
+               extra: dict[str, Any] | None = None, keep: Sequence[str] = ()) -> Path:
+    """Write model.safetensors + config.json (+ training_config.json) as the folder ``out_dir``; returns it.
+
+    The files are written to a temporary sibling folder that then replaces ``out_dir`` (rename,
+    old folder renamed aside first and deleted last), so an interrupted run never leaves a
+    half-written or empty weights folder: ``out_dir`` is either the old complete folder or the
+    new one. Files of the old folder are not carried over, except those named in ``keep`` (e.g.
+    the label cache a training run wrote there).
+    """
+    import shutil
+    import tempfile
+
     from safetensors.torch import save_file
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "srender-keyframe-count-v1"})
-    (out / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; shipped weights must be readable by all
-    (out / CONFIG_FILE).write_text(json.dumps(model.config.to_json(), indent=2) + "\n")
-    if train_config is not None or extra:
-        doc = {"train": train_config.to_json() if train_config else None, **(extra or {})}
-        (out / TRAINING_CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "srender-keyframe-count-v1"})
+        (tmp / WEIGHTS_FILE).chmod(0o644)  # safetensors writes 0600; shipped weights must be readable by all
+        (tmp / CONFIG_FILE).write_text(json.dumps(model.config.to_json(), indent=2) + "\n")
+        if train_config is not None or extra:
+            doc = {"train": train_config.to_json() if train_config else None, **(extra or {})}
+            (tmp / TRAINING_CONFIG_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+        for name in keep:
+            if (out / name).is_file():
+                shutil.copy2(out / name, tmp / name)
+        tmp.chmod(0o755)  # mkdtemp makes 0700
+        old = None
+        if out.exists():
+            if not out.is_dir():
+                raise InputError(f"--out {out}: exists and is not a folder")
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.replace(old / out.name)
+        try:
+            tmp.replace(out)
+        except OSError:
+            if old is not None:  # put the old folder back
+                (old / out.name).replace(out)
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 
