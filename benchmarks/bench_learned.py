@@ -44,7 +44,13 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     traj = make_trajectory("walk", fps=30.0, duration_s=20.0, seed=0)
     assert len(traj) == 600
     image = np.random.default_rng(0).uniform(size=(240, 320, 3)).astype(np.float32)
+    import os
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model_name = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "?")
     out: dict[str, Any] = {"poses": len(traj), "load_s": round(load_s, 3), "torch_threads": torch.get_num_threads(),
+                           "cpu": model_name, "cores": os.cpu_count(),
+                           "torch": torch.__version__,
                            "n_tokens": pred.config.n_tokens, "width": pred.config.width}
     # As shipped (1 thread while predicting) and with torch's own thread setting (threads=0).
     for label, threads in (("shipped", pred.threads), ("torch_default_threads", 0)):
@@ -55,12 +61,15 @@ def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
         for name, fn in (("features_ms", lambda p=p: trajectory_tokens(traj, K, p.config.n_tokens)),
                          ("predict_ms", lambda p=p: p(traj, K)),
                          ("predict_with_image_ms", lambda p=p: p.predict(traj, K, image))):
-            ts = []
+            ts, cs = [], []
             for _ in range(args.repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 fn()
                 ts.append((time.perf_counter() - t) * 1e3)
-            rows[name] = {"median": round(statistics.median(ts), 2), "p90": round(float(np.percentile(ts, 90)), 2)}
+                cs.append((time.process_time() - c) * 1e3)
+            # Wall and CPU time (process_time, all threads): on a shared machine wall time includes waiting.
+            rows[name] = {"median": round(statistics.median(ts), 2), "p90": round(float(np.percentile(ts, 90)), 2),
+                          "cpu_median": round(statistics.median(cs), 2)}
         out[label] = rows
     return out
 
@@ -179,7 +188,7 @@ def _run(pipeline: Any, prompt: str, traj: Any, K: Any, gt: Any) -> dict[str, An
     from srender_ros.core.metrics import psnr_db
     from srender_ros.core.pipeline import RenderJob
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     run = pipeline.run(RenderJob(prompt, traj, K))
     psnrs = []
     for chunk in run:
@@ -187,7 +196,7 @@ def _run(pipeline: Any, prompt: str, traj: Any, K: Any, gt: Any) -> dict[str, An
             psnrs.append(psnr_db(chunk.render.rgb[j], gt[i]))
     return {"keyframes": len(run.schedule.keyframes), "predicted": run.schedule.predicted_count,
             "psnr_db": float(np.mean(psnrs)), "hole_fraction": run.stats.hole_fraction_mean,
-            "seconds": round(time.perf_counter() - t, 2)}
+            "seconds": round(time.perf_counter() - t, 2), "cpu_s": round(time.process_time() - c, 2)}
 
 
 def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,7 +252,7 @@ def plot(args: argparse.Namespace) -> dict[str, Any]:
 
     counts = json.loads(Path(args.counts).read_text())
     quality = json.loads(Path(args.quality).read_text())
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, (a, c, b) = plt.subplots(1, 3, figsize=(16, 4.6))
     pts = counts["points"]
     lab = np.array([p["label"] for p in pts], dtype=float)
     pr = np.clip(np.round([p["pred_no_image"] for p in pts]), 1, None)
@@ -263,6 +272,19 @@ def plot(args: argparse.Namespace) -> dict[str, Any]:
     m = counts["no_image"]
     a.set_title(f"held-out counts: MAE {m['mae']:.1f}, {100 * m['within_1_5']:.0f}% within 1.5x")
     a.legend(fontsize=7, loc="upper left")
+    series = [("learned (no image)", "no_image")] + [
+        (k, k) for k in ("train_mean", "linear_path_rotation", "loglinear_path_rotation_duration") if k in counts]
+    width = 0.8 / len(series)
+    for j, (name, key) in enumerate(series):
+        fam_m = counts[f"{key}_by_family"]
+        c.bar(np.arange(len(fams)) + j * width, [100 * fam_m[f]["within_1_5"] for f in fams], width,
+              label=f"{name}: {100 * counts[key]['within_1_5']:.0f}% overall")
+    c.set_xticks(np.arange(len(fams)) + 0.4 - width / 2, [f"{f}\n(n={counts['no_image_by_family'][f]['n']})" for f in fams],
+                 fontsize=7)
+    c.set_ylabel("% of held-out trajectories within 1.5x of the oracle")
+    c.set_ylim(0, 105)
+    c.set_title("counts within 1.5x, by trajectory family")
+    c.legend(fontsize=7, loc="lower right")
     rows = quality["rows"]
     names = ["coverage", "learned", "learned_only", "uniform_8"]
     ps = [[r[n]["psnr_db"] for r in rows] for n in names]

@@ -72,6 +72,18 @@ def test_shipped_weights_are_safetensors_and_predict_deterministically() -> None
     assert len(raw) < 2 * 1024 * 1024
     training = json.loads((DEFAULT_WEIGHTS_DIR / "training_config.json").read_text())
     assert isinstance(training["train"]["seed"], int) and training["labels"], "weights must record seeds and labels"
+    # Real oracle labels, not a placeholder: every label file is named with its checksum, its
+    # seed, the oracle's configuration and the source version that made it.
+    assert "placeholder" not in json.dumps(training).lower()
+    assert training["command"].startswith("srender scheduler train ") and training["source_version"]
+    for src in training["labels"]:
+        assert src["file"].endswith(".npz") and "synthetic" not in src["file"], src["file"]
+        assert len(src["sha256"]) == 64 and int(src["sha256"], 16) >= 0
+        assert isinstance(src["seed"], int) and src["source_version"]
+        assert src["oracle_pipeline_config"]["scheduler"] == "coverage"
+        assert src["label_config"]["coverage_threshold"] == LabelConfig().coverage_threshold
+    assert sum(src["samples"] for src in training["labels"]) >= 500
+    assert training["train"]["epochs"] >= 20 and training["final_loss"] < 2.0
 
     pred = load_default_predictor()
     traj = make_trajectory("walk", fps=30.0, duration_s=20.0, seed=1)
@@ -128,6 +140,30 @@ def test_bad_input_raises_clear_errors() -> None:
         pred(np.zeros((0, 4, 4)), K)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="appearance image"):
         pred.predict(_walk(), K, np.zeros((4, 4)))
+
+
+def test_save_model_replaces_the_folder_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "weights"
+    save_model(KeyframeCountModel(TINY), out, TrainConfig(epochs=1, model=TINY), extra={"run": 1})
+    (out / "stale.txt").write_text("from an older run")
+    (out / "labels.npz").write_bytes(b"kept")
+    save_model(KeyframeCountModel(TINY), out, TrainConfig(epochs=2, model=TINY), extra={"run": 2}, keep=["labels.npz"])
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "labels.npz", "model.safetensors",
+                                                    "training_config.json"]
+    assert json.loads((out / "training_config.json").read_text())["run"] == 2
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    # A run that dies while writing (here: after the new weights, at training_config.json) leaves
+    # the previous folder complete and no temporary folders.
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TrainConfig, "to_json", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(KeyframeCountModel(TINY), out, TrainConfig(epochs=3, model=TINY), extra={"run": 3})
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["weights"]
+    KeyframeCountPredictor.from_dir(out)
 
 
 def test_broken_model_folders_are_named(tmp_path: Path) -> None:
