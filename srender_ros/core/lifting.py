@@ -35,7 +35,10 @@ class LiftConfig:
         stride_px: keep one pixel in ``stride_px`` along each axis (1 = every pixel).
         footprint_scale: Gaussian sigma as a fraction of the pixel footprint (spacing) on the surface.
         thickness_ratio: sigma along the normal relative to the in-plane sigma.
-        max_stretch: cap of the grazing-angle stretch factor 1/cos.
+        max_stretch: cap of the grazing-angle stretch factor 1/cos. Lower caps leave gaps between
+            the rows of a floor or ceiling seen at grazing angles (stripes when seen from nearer);
+            the coarse, long Gaussians of a full stretch are replaced by the keyframe made when the
+            camera comes close (``PipelineConfig.max_footprint_px``).
         opacity: peak opacity of new Gaussians.
         empty_alpha: world alpha below which a keyframe pixel counts as "not yet in the world".
         occlusion_margin: also add a pixel when the keyframe sees a surface this much (relative)
@@ -50,7 +53,7 @@ class LiftConfig:
     stride_px: int = 1
     footprint_scale: float = 0.5
     thickness_ratio: float = 0.15
-    max_stretch: float = 4.0
+    max_stretch: float = 12.0
     opacity: float = 0.98
     empty_alpha: float = 0.5
     occlusion_margin: float = 0.15

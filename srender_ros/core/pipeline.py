@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.lifting import LiftConfig, correct_colours, lift_keyframe_pixels
 from srender_ros.core.metrics import hole_fraction
+from srender_ros.core.resolution import coarse_visible_gaussians, pixel_footprint_px, size_world
 from srender_ros.core.scheduler import (
     KeyframeDecision,
     KeyframeRule,
@@ -29,6 +30,7 @@ from srender_ros.core.scheduler import (
     uniform_indices,
 )
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.core.world import GaussianWorld
 from srender_ros.errors import InputError
 from srender_ros.generators.protocol import KeyframeGenerator, KeyframeRequest
 from srender_ros.render.protocol import Renderer, RenderOutput
@@ -78,6 +80,14 @@ class PipelineConfig:
             way, so fewer keyframes cover the same path. 0 = the paper's rule (keyframe at i).
         lookahead_max_uncovered: how far ahead a keyframe may be placed, as the uncovered fraction
             of its view in the current world.
+        max_footprint_px: a covered pixel also needs detail: where the world's Gaussians appear
+            larger than this (pixels of the camera's own resolution; lifting makes them about 0.5),
+            the pixel counts as uncovered, and the keyframe made there replaces the coarse
+            Gaussians it sees with its own (core/resolution.py). It is what makes a camera that
+            walks up to a wall it first saw from afar get a new, closer keyframe. None = alpha only.
+        coarse_weight: what a too-coarse pixel counts for in the uncovered fraction, relative to an
+            empty one (a blur is less glaring than a hole: at 0.1, tau = 0.02 asks for a keyframe
+            when 20 % of the view is coarse, or 2 % is empty, or a mix).
         seed: base seed; keyframe seeds derive from it, the world id and the keyframe count.
         lift: how keyframes become Gaussians.
         refine: photometric refinement of the world against its keyframes after every chunk that
@@ -94,6 +104,8 @@ class PipelineConfig:
     keyframe_overscan: float = 1.25
     keyframe_lookahead: int = 8
     lookahead_max_uncovered: float = 0.1
+    max_footprint_px: float | None = 2.0
+    coarse_weight: float = 0.1
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
     refine: RefineConfig | None = None
@@ -116,6 +128,10 @@ class PipelineConfig:
             raise InputError(f"keyframe_lookahead={self.keyframe_lookahead}: must be >= 0")
         if not 0.0 <= self.lookahead_max_uncovered < 1.0:
             raise InputError(f"lookahead_max_uncovered={self.lookahead_max_uncovered}: must be in [0, 1)")
+        if self.max_footprint_px is not None and not self.max_footprint_px > 0.0:
+            raise InputError(f"max_footprint_px={self.max_footprint_px}: must be > 0 (or None to ignore detail)")
+        if not 0.0 <= self.coarse_weight <= 1.0:
+            raise InputError(f"coarse_weight={self.coarse_weight}: must be in [0, 1]")
         if not 1.0 <= self.keyframe_overscan <= 2.0:
             raise InputError(f"keyframe_overscan={self.keyframe_overscan}: must be in [1, 2]")
 
@@ -215,6 +231,7 @@ class Pipeline:
         self.generator = generator
         self.config = config or PipelineConfig()
         self._count_predictor = count_predictor
+        self._size_cache: tuple[GaussianWorld, GaussianWorld] | None = None
 
     # ---- requests ---------------------------------------------------------------------------
     def run(self, job: RenderJob) -> PipelineRun:
@@ -261,12 +278,35 @@ class Pipeline:
 
     # ---- steps (used by PipelineRun) ----------------------------------------------------------
     def _uncovered(self, world: object, intrinsics: Intrinsics, T: NDArray[np.float64]) -> NDArray[np.float64]:
-        from srender_ros.core.world import GaussianWorld
+        """[B] uncovered fraction of each pose: empty pixels, and pixels whose content is too coarse.
 
+        Args:
+            intrinsics: the coverage camera (``coverage_scale`` times the request camera).
+            T: [B, 4, 4] optical poses.
+        """
         assert isinstance(world, GaussianWorld)
         if len(world) == 0 or len(T) == 0:
             return np.ones(len(T), dtype=np.float64)
-        return uncovered_fraction(self.renderer.coverage(world, intrinsics, T), self.config.coverage_alpha)
+        cfg = self.config
+        if cfg.max_footprint_px is None:
+            return uncovered_fraction(self.renderer.coverage(world, intrinsics, T), cfg.coverage_alpha)
+        out = self.renderer.render(self._size_world(world), intrinsics, T)
+        # Footprints in pixels of the request camera, not of the low-resolution coverage render.
+        focal_px = float(np.sqrt(intrinsics.fx_px * intrinsics.fy_px)) / cfg.coverage_scale
+        fp = pixel_footprint_px(out.rgb, out.alpha, out.depth_m, focal_px)
+        empty = out.alpha < cfg.coverage_alpha
+        with np.errstate(invalid="ignore"):
+            coarse = ~empty & (fp > cfg.max_footprint_px)
+        score = empty + cfg.coarse_weight * coarse
+        return np.asarray(score.reshape(len(T), -1).mean(axis=1), dtype=np.float64)
+
+    def _size_world(self, world: GaussianWorld) -> GaussianWorld:
+        """``resolution.size_world(world)``, cached for the latest world (coverage asks for it per chunk)."""
+        cached = self._size_cache
+        if cached is None or cached[0] is not world:
+            cached = (world, size_world(world))
+            self._size_cache = cached
+        return cached[1]
 
     def _seed(self, state: WorldState) -> int:
         digest = hashlib.sha256(f"{state.world_id}:{len(state.keyframes)}:{self.config.seed}".encode()).hexdigest()
@@ -290,11 +330,28 @@ class Pipeline:
         kf = self.generator.generate(request)
         t2 = time.perf_counter()
         lift = self.config.lift
-        new, pixels = lift_keyframe_pixels(kf.rgb, kf.depth_m, K, T,
-                                           None if view is None else view.alpha[0],
+        base = state.world
+        lift_alpha = None if view is None else view.alpha[0]
+        if view is not None and self.config.max_footprint_px is not None:
+            # Content this keyframe sees much finer than the world has it: drop the coarse
+            # Gaussians, and lift the keyframe's own pixels wherever the rest is still coarse.
+            coarse = coarse_visible_gaussians(base, K, T, kf.depth_m, self.config.max_footprint_px,
+                                              lift.occlusion_margin)
+            if coarse.any():
+                base = base.select(~coarse)
+                log.debug("keyframe at pose %d replaces %d coarse Gaussians", pose_index, int(coarse.sum()))
+            if len(base):
+                sized = self.renderer.render(self._size_world(base), K, T[None])
+                view = RenderOutput(view.rgb, sized.depth_m, sized.alpha)
+                fp = pixel_footprint_px(sized.rgb[0], sized.alpha[0], sized.depth_m[0], float(np.sqrt(K.fx_px * K.fy_px)))
+                with np.errstate(invalid="ignore"):
+                    lift_alpha = np.where(fp > self.config.max_footprint_px, 0.0, sized.alpha[0])
+            else:
+                view, lift_alpha = None, None
+        new, pixels = lift_keyframe_pixels(kf.rgb, kf.depth_m, K, T, lift_alpha,
                                            None if view is None else view.depth_m[0],
                                            lift, sh_degree=state.world.sh_degree)
-        merged = correct_colours(state.world.concat(new), len(new), pixels, kf.rgb,
+        merged = correct_colours(base.concat(new), len(new), pixels, kf.rgb,
                                  lambda w: self.renderer.render(w, K, T[None]).rgb[0],
                                  lift.colour_iterations, lift.colour_step)
         state.replace_world(merged)
