@@ -26,6 +26,7 @@ import numpy as np
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import psnr_db, ssim
 from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
+from srender_ros.core.refine import RefineConfig
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
 from srender_ros.generators.registry import make_generator
@@ -65,6 +66,7 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
     return {
         "path": path_name, "trajectory": traj_kind, "prompt": prompt,
         "scheduler": config.scheduler.value, "tau": config.coverage_threshold,
+        "refine_iterations": config.refine.iterations if config.refine is not None else None,
         "uniform_keyframes": config.uniform_keyframes if config.scheduler.value == "uniform" else None,
         "frames": st.frames, "keyframes": len(run.schedule.keyframes),
         "keyframe_fraction": len(run.schedule.keyframes) / st.frames,
@@ -80,6 +82,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer sweep points")
     ap.add_argument("--paths", nargs="*", default=None, help="subset of path names")
     ap.add_argument("--sweep-paths", nargs="*", default=["walk-office", "orbit-warehouse"])
+    ap.add_argument("--taus", nargs="*", type=float, default=None, help="sweep these tau (default: by --quick)")
+    ap.add_argument("--counts", nargs="*", type=int, default=None, help="uniform keyframe counts of the sweep")
+    ap.add_argument("--refine-paths", nargs="*", default=[], help="also run these paths with --refine (torch on CPU)")
+    ap.add_argument("--refine-iterations", type=int, default=1000, help="Adam steps per refinement (one after "
+                    "every chunk that added keyframes)")
+    ap.add_argument("--skip-table", action="store_true", help="skip the default-settings runs")
     ap.add_argument("--eval-stride", type=int, default=3)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
@@ -89,19 +97,23 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     camera = Intrinsics.from_fov(args.width, args.height, 90.0)
     paths = [p for p in PATHS if args.paths is None or p[0] in args.paths]
-    taus = [0.005, 0.02, 0.08] if args.quick else [0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
-    counts = [4, 12] if args.quick else [2, 4, 8, 16, 32]
+    taus = args.taus or ([0.005, 0.02, 0.08] if args.quick else [0.002, 0.005, 0.01, 0.02, 0.05, 0.1])
+    counts = args.counts or ([4, 12] if args.quick else [2, 4, 8, 16, 32])
     runs: list[dict[str, object]] = []
 
     def record(r: dict[str, object]) -> None:
         runs.append(r)
-        print(f"{r['path']:<18} {r['scheduler']:<8} tau={r['tau']:<6} kf={r['keyframes']:<3} "
+        print(f"{r['path']:<18} {r['scheduler']:<8} tau={r['tau']:<6} refine={r['refine_iterations']} kf={r['keyframes']:<3} "
               f"PSNR={r['psnr_mean']:.2f} dB SSIM={r['ssim_mean']:.3f} holes={100 * float(r['hole_fraction_mean']):.3f}% "
               f"wall={float(r['wall_s']):.0f}s", flush=True)
         (out / "quality.json").write_text(json.dumps(runs, indent=1))
 
-    for name, kind, prompt, _ in paths:  # the table: default settings
+    for name, kind, prompt, _ in [] if args.skip_table else paths:  # the table: default settings
         record(run_one(name, kind, prompt, PipelineConfig(), camera, 30.0, 20.0, args.eval_stride, args.renderer))
+    for name, kind, prompt, _ in [p for p in paths if p[0] in args.refine_paths]:
+        refine = RefineConfig(iterations=args.refine_iterations, threads=1)
+        record(run_one(name, kind, prompt, PipelineConfig(refine=refine), camera, 30.0, 20.0, args.eval_stride,
+                       args.renderer))
     for name, kind, prompt, _ in [p for p in paths if p[0] in args.sweep_paths]:
         for tau in taus:
             if tau != PipelineConfig().coverage_threshold:
@@ -123,7 +135,7 @@ def plot(runs: list[dict[str, object]], path: Path) -> None:
     for name in sorted({str(r["path"]) for r in runs}):
         for sched, marker in (("coverage", "o-"), ("uniform", "s--")):
             pts = sorted((int(r["keyframes"]), float(r["psnr_mean"])) for r in runs  # type: ignore[call-overload]
-                         if r["path"] == name and r["scheduler"] == sched)
+                         if r["path"] == name and r["scheduler"] == sched and not r.get("refine_iterations"))
             if len(pts) > 1:
                 ax.plot(*zip(*pts), marker, label=f"{name} {sched}")
     ax.set_xlabel("keyframes for a 600-frame path")

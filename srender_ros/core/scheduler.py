@@ -1,8 +1,11 @@
 """Keyframe scheduling: which poses of a trajectory get a generated keyframe, and why.
 
 - coverage (default): SRENDER's labelling rule run online. Walk the trajectory; a pose whose
-  uncovered fraction (world alpha < 0.5 in a low-resolution render) exceeds tau becomes a keyframe;
-  after it is generated and lifted, coverage is recomputed for the poses after it.
+  uncovered fraction exceeds tau becomes a keyframe; after it is generated and lifted, coverage is
+  recomputed for the poses after it. Uncovered means empty (world alpha < 0.5 in a low-resolution
+  render) or, at a tenth of the weight, too coarse: the world's Gaussians there appear larger than
+  ``max_footprint_px`` (core/resolution.py), as when the camera walks up to content it first saw
+  from afar.
 - uniform: the paper's placement of a fixed number of keyframes evenly along the trajectory.
 - learned: a keyframe count predicted from the trajectory, placed uniformly, and the coverage rule
   still adds keyframes where holes remain.
