@@ -56,7 +56,7 @@ def test_every_pose_rendered_in_order_and_second_pass_generates_nothing(tmp_path
     # second pass with the final world rendered directly.
     state = pipe2.store.get(PROMPT)
     assert state is not None and len(state.keyframes) == len(run.schedule.keyframes)
-    direct = pipe2.renderer.render(state.world, CAM, traj.T_world_cam).rgb
+    direct = pipe2.render_frames(state.world, CAM, traj.T_world_cam).rgb
     np.testing.assert_allclose(np.concatenate([c.render.rgb for c in chunks2]), direct, atol=1e-6)
 
 

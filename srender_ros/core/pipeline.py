@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.core.camera import Intrinsics
+from srender_ros.core.holes import fill_holes
 from srender_ros.core.lifting import LiftConfig, correct_colours, lift_keyframe_pixels
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.resolution import coarse_visible_gaussians, pixel_footprint_px, size_world
@@ -85,6 +86,9 @@ class PipelineConfig:
             the pixel counts as uncovered, and the keyframe made there replaces the coarse
             Gaussians it sees with its own (core/resolution.py). It is what makes a camera that
             walks up to a wall it first saw from afar get a new, closer keyframe. None = alpha only.
+        fill_holes: composite frames over the world's own surrounding colour instead of black
+            (core/holes.py): partly covered pixels (silhouettes, borders, small disocclusions) are
+            not darkened. Depth and alpha are untouched, so holes still show in depth and metrics.
         coarse_weight: what a too-coarse pixel counts for in the uncovered fraction, relative to an
             empty one (a blur is less glaring than a hole: at 0.1, tau = 0.02 asks for a keyframe
             when 20 % of the view is coarse, or 2 % is empty, or a mix).
@@ -106,6 +110,7 @@ class PipelineConfig:
     lookahead_max_uncovered: float = 0.1
     max_footprint_px: float | None = 2.0
     coarse_weight: float = 0.1
+    fill_holes: bool = True
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
     refine: RefineConfig | None = None
@@ -265,7 +270,7 @@ class Pipeline:
             known = self.store.get(prompt)
             from srender_ros.core.world import GaussianWorld
 
-            return self.renderer.render(known.world if known is not None else GaussianWorld.empty(), intrinsics, T)
+            return self.render_frames(known.world if known is not None else GaussianWorld.empty(), intrinsics, T)
         state = self.store.get_or_create(prompt, self.generator.settings())
         if generate_if_uncovered:
             with state.lock:
@@ -274,7 +279,20 @@ class Pipeline:
                 if len(state.world) == 0 or unc > self.config.coverage_threshold:
                     self._make_keyframe(state, -1, T[0], intrinsics, None, f"online view uncovered {unc:.3f}", RunStats())
                     self.store.save(state)
-        return self.renderer.render(state.world, intrinsics, T)
+        return self.render_frames(state.world, intrinsics, T)
+
+    def render_frames(self, world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]) -> RenderOutput:
+        """The frames of ``world`` as the pipeline delivers them (holes filled when configured).
+
+        Args:
+            T_world_cam: [B, 4, 4] optical poses.
+        Returns:
+            RenderOutput: rgb [B, H, W, 3], depth_m and alpha [B, H, W] as rendered.
+        """
+        out = self.renderer.render(world, intrinsics, T_world_cam)
+        if not self.config.fill_holes or len(world) == 0:
+            return out
+        return RenderOutput(fill_holes(out.rgb, out.alpha), out.depth_m, out.alpha)
 
     # ---- steps (used by PipelineRun) ----------------------------------------------------------
     def _uncovered(self, world: object, intrinsics: Intrinsics, T: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -453,7 +471,7 @@ class PipelineRun:
                     stats.seconds["refine"] += time.perf_counter() - t0
                 world = state.world
             t0 = time.perf_counter()
-            out = p.renderer.render(world, job.intrinsics, T_all[s:e])
+            out = p.render_frames(world, job.intrinsics, T_all[s:e])
             stats.seconds["render"] += time.perf_counter() - t0
             stats.frames += e - s
             stats.gaussians = len(world)
