@@ -108,6 +108,9 @@ def test_walking_in_gets_closer_keyframes_and_keeps_detail(tmp_path: Path) -> No
         assert state is not None
         footprints = [float(np.nanmedian(_footprint(state.world, traj.T_world_cam[i]))) for i in range(30, 40)]
         results[name] = (len(run.schedule.keyframes), footprints)
+        reasons = [k.reason for k in run.schedule.keyframes]
+        if fp is not None:   # the schedule says what was missing: empty or coarse pixels
+            assert any("coarse" in r and "empty" in r for r in reasons), reasons
     (k0, f0), (k1, f1) = results["alpha only"], results["with detail"]
     assert k1 > k0, results
     # The last quarter of the walk: without the rule the views are several times coarser than

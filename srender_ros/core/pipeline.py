@@ -296,18 +296,26 @@ class Pipeline:
 
     # ---- steps (used by PipelineRun) ----------------------------------------------------------
     def _uncovered(self, world: object, intrinsics: Intrinsics, T: NDArray[np.float64]) -> NDArray[np.float64]:
-        """[B] uncovered fraction of each pose: empty pixels, and pixels whose content is too coarse.
+        """[B] uncovered fraction of each pose: empty pixels, and (weighted) pixels whose content is too coarse.
 
         Args:
             intrinsics: the coverage camera (``coverage_scale`` times the request camera).
             T: [B, 4, 4] optical poses.
         """
+        empty, coarse = self._coverage_parts(world, intrinsics, T)
+        return empty + self.config.coarse_weight * coarse
+
+    def _coverage_parts(self, world: object, intrinsics: Intrinsics,
+                        T: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """([B] empty fraction, [B] coarse fraction) of each pose's coverage render."""
         assert isinstance(world, GaussianWorld)
-        if len(world) == 0 or len(T) == 0:
-            return np.ones(len(T), dtype=np.float64)
+        B = len(T)
+        if len(world) == 0 or B == 0:
+            return np.ones(B, dtype=np.float64), np.zeros(B, dtype=np.float64)
         cfg = self.config
         if cfg.max_footprint_px is None:
-            return uncovered_fraction(self.renderer.coverage(world, intrinsics, T), cfg.coverage_alpha)
+            alpha = self.renderer.coverage(world, intrinsics, T)
+            return uncovered_fraction(alpha, cfg.coverage_alpha), np.zeros(B, dtype=np.float64)
         out = self.renderer.render(self._size_world(world), intrinsics, T)
         # Footprints in pixels of the request camera, not of the low-resolution coverage render.
         focal_px = float(np.sqrt(intrinsics.fx_px * intrinsics.fy_px)) / cfg.coverage_scale
@@ -315,8 +323,8 @@ class Pipeline:
         empty = out.alpha < cfg.coverage_alpha
         with np.errstate(invalid="ignore"):
             coarse = ~empty & (fp > cfg.max_footprint_px)
-        score = empty + cfg.coarse_weight * coarse
-        return np.asarray(score.reshape(len(T), -1).mean(axis=1), dtype=np.float64)
+        return (np.asarray(empty.reshape(B, -1).mean(axis=1), dtype=np.float64),
+                np.asarray(coarse.reshape(B, -1).mean(axis=1), dtype=np.float64))
 
     def _size_world(self, world: GaussianWorld) -> GaussianWorld:
         """``resolution.size_world(world)``, cached for the latest world (coverage asks for it per chunk)."""
@@ -437,7 +445,8 @@ class PipelineRun:
             keyframes_before_chunk = stats.keyframes
             with state.lock:
                 t0 = time.perf_counter()
-                unc = p._uncovered(state.world, cov_K, T_all[s:e])
+                empty, coarse = p._coverage_parts(state.world, cov_K, T_all[s:e])
+                unc = empty + cfg.coarse_weight * coarse
                 stats.seconds["schedule"] += time.perf_counter() - t0
                 for i in range(s, e):
                     u = float(unc[i - s])
@@ -450,6 +459,8 @@ class PipelineRun:
                     reason = rule.decide(i, u, world_empty)
                     if reason is None:
                         continue
+                    if reason.startswith("uncovered") and cfg.max_footprint_px is not None:
+                        reason += f" (empty {empty[i - s]:.3f}, coarse {coarse[i - s]:.3f})"
                     k = i
                     if not world_empty and i not in rule.planned:
                         k = self._lookahead(i, e, unc[i - s:])
@@ -460,7 +471,8 @@ class PipelineRun:
                     p._make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
                     self.schedule.keyframes.append(KeyframeDecision(k, reason, u))
                     t0 = time.perf_counter()
-                    unc[i - s:] = p._uncovered(state.world, cov_K, T_all[i:e])
+                    empty[i - s:], coarse[i - s:] = p._coverage_parts(state.world, cov_K, T_all[i:e])
+                    unc[i - s:] = empty[i - s:] + cfg.coarse_weight * coarse[i - s:]
                     residual = float(unc[i - s])
                     stats.seconds["schedule"] += time.perf_counter() - t0
                 if cfg.refine is not None and stats.keyframes > keyframes_before_chunk:
