@@ -9,7 +9,8 @@ sample id, so every sample sees a different world).
 
 Labels are run at a low resolution (default 80x60, coverage at half of it) with the pipeline's
 default field of view, tau and keyframe overscan: coverage is a fraction of the view, so the count
-barely depends on resolution (docs/learned.md has the check).
+depends little on resolution, except for fast drives, where the low-resolution oracle asks for up
+to 1.8x more keyframes than at 320x240 (docs/learned.md has the check).
 
 Label sets are cached as ``.npz`` (no pickle, no object arrays): ragged trajectories are stored
 concatenated with offsets, per-sample metadata as one JSON string.
