@@ -107,8 +107,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.labels:
         samples, sources = _read_labels(args.labels)
     else:
-        samples = _make_labels(args, out / "labels.npz")
-        sources = [{"file": "labels.npz", "sha256": _sha256(out / "labels.npz"), "samples": len(samples)}]
+        _make_labels(args, out / "labels.npz")
+        samples, sources = _read_labels([str(out / "labels.npz")])  # recorded like given label files
     mcfg = ModelConfig(n_tokens=args.tokens, width=args.width, layers=args.layers, heads=args.heads,
                        appearance=args.appearance)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.train_seed,
@@ -181,7 +181,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     lab.set_defaults(func=run_labels)
 
     tr = s.add_parser("train", help="train the model and write weights")
-    tr.add_argument("--out", required=True, help="folder for model.safetensors, config.json, training_config.json")
+    tr.add_argument("--out", required=True, help="folder for model.safetensors, config.json, training_config.json "
+                    "(replaced as a whole when training ends; an interrupted run leaves it untouched)")
     tr.add_argument("--labels", action="append", default=None, help="label cache(s) to train on (repeatable; "
                     "default: make --samples new labels first, saved to OUT/labels.npz)")
     _add_label_args(tr, samples=200, seed=0)
