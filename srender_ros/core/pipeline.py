@@ -101,7 +101,7 @@ class PipelineConfig:
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
     coverage_threshold: float = 0.02
     uniform_keyframes: int = 8
-    coverage_scale: float = 0.25
+    coverage_scale: float = 0.5
     coverage_alpha: float = 0.5
     chunk_size: int = 30
     max_keyframes_per_request: int = 64
