@@ -240,13 +240,65 @@ def test_oracle_labels_match_a_real_pipeline_run_and_learned_scheduler_runs(tmp_
     assert label.count > 1 and list(label.keyframe_indices) == run.schedule.keyframe_indices
     assert label.image is not None and label.image.shape == (64, 64, 3) and label.image.std() > 0
 
-    # scheduler=learned loads the shipped weights, plans the predicted count uniformly, and the
-    # coverage rule may add more.
+    # scheduler=learned makes the first keyframe, predicts the count from the path and the camera's
+    # view of that keyframe (the shipped weights), plans it uniformly, and coverage may add more.
     cam = cfg.intrinsics
     learned = Pipeline(WorldStore(tmp_path / "learned"), renderer, generator,
                        PipelineConfig(scheduler=SchedulerKind.LEARNED, coverage_scale=0.5))
     run = learned.run(RenderJob(spec.prompt, traj, cam))
     assert sum(len(c.indices) for c in run) == len(traj)
-    expected = load_default_predictor()(traj, cam)
+    first_view = generator.ground_truth(spec.prompt, cam, traj.T_world_cam[:1]).rgb[0]
+    expected = load_default_predictor()(traj, cam, first_view)
     assert run.schedule.predicted_count == expected
     assert set(uniform_indices(len(traj), expected)) <= set(run.schedule.keyframe_indices)
+    assert run.schedule.keyframe_indices.count(0) == 1
+
+
+def test_learned_scheduler_predicts_from_the_first_keyframes_camera_view(tmp_path: Path) -> None:
+    """The first keyframe is made before the prediction, and the predictor sees exactly the
+    camera's view of it (the overscanned keyframe cropped back to the camera)."""
+    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
+    from srender_ros.core.store import WorldStore
+    from srender_ros.core.trajectory_gen import make_trajectory
+    from srender_ros.generators.registry import make_generator
+    from srender_ros.render.registry import get_renderer
+
+    seen: list[np.ndarray | None] = []
+
+    def predictor(traj: object, cam: Intrinsics, image: np.ndarray | None) -> int:
+        seen.append(None if image is None else np.array(image))
+        return 4
+
+    cam = Intrinsics.from_fov(64, 48, 90.0)   # overscan 1.25: 80x60, the camera's view at offset (8, 6)
+    traj = make_trajectory("orbit", fps=10.0, duration_s=3.0, seed=0)
+    gen = make_generator("procedural", supersample=1)
+    pipe = Pipeline(WorldStore(tmp_path), get_renderer("cpu"), gen,
+                    PipelineConfig(scheduler=SchedulerKind.LEARNED, chunk_size=10), count_predictor=predictor)
+    run = pipe.run(RenderJob("a kitchen", traj, cam))
+    for _ in run:
+        pass
+    assert len(seen) == 1 and seen[0] is not None
+    truth = gen.ground_truth("a kitchen", cam, traj.T_world_cam[:1]).rgb[0]  # type: ignore[attr-defined]
+    np.testing.assert_allclose(seen[0], truth, atol=1e-5)
+    assert run.schedule.predicted_count == 4
+    assert {0, 10, 19, 29} <= set(run.schedule.keyframe_indices)
+
+
+def test_camera_view_crops_an_overscanned_keyframe_exactly() -> None:
+    from srender_ros.core.pipeline import _camera_view, overscan_intrinsics
+    from srender_ros.generators.registry import make_generator
+
+    gen = make_generator("procedural", supersample=1)
+    T = np.eye(4)   # optical camera 1.5 m up, looking along +x (level), at a textured field
+    T[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
+    T[2, 3] = 1.5
+    for cam in (Intrinsics.from_fov(64, 48, 90.0), Intrinsics.from_fov(48, 36, 90.0)):  # margins 8x6 and 6x4.5 px
+        K = overscan_intrinsics(cam, 1.25)
+        wide = gen.ground_truth("a field", K, T[None]).rgb[0]  # type: ignore[attr-defined]
+        view = _camera_view(wide, K, cam)
+        truth = gen.ground_truth("a field", cam, T[None]).rgb[0]  # type: ignore[attr-defined]
+        assert view.shape == truth.shape
+        err = np.abs(view - truth).mean()
+        # Integer margins crop exactly; a 4.5 px margin is interpolated (a plain crop half a pixel off
+        # is 0.033-0.040 on this aliased texture, the interpolation 0.028).
+        assert err < (1e-5 if K.cy_px - cam.cy_px == int(K.cy_px - cam.cy_px) else 0.03), err

@@ -135,9 +135,9 @@ class KeyframeCountPredictor:
         c = self.predict_float(trajectory, intrinsics, image)
         return int(min(max(round(c), 1), self.config.max_keyframes))
 
-    def __call__(self, trajectory: Trajectory, intrinsics: Intrinsics) -> int:
-        """The pipeline's CountPredictor: :meth:`predict` without an image."""
-        return self.predict(trajectory, intrinsics)
+    def __call__(self, trajectory: Trajectory, intrinsics: Intrinsics, image: NDArray[np.generic] | None = None) -> int:
+        """The pipeline's CountPredictor: :meth:`predict` (the first keyframe's view as the image)."""
+        return self.predict(trajectory, intrinsics, image)
 
 
 @functools.lru_cache(maxsize=1)
