@@ -136,23 +136,33 @@ def main() -> None:
 
 
 def plot(runs: list[dict[str, object]], path: Path) -> None:
+    """PSNR (as delivered, hole filling on) and hole fraction against keyframe count, per path and scheduler."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name in sorted({str(r["path"]) for r in runs}):
         for sched, marker in (("coverage", "o-"), ("uniform", "s--")):
-            pts = sorted((int(r["keyframes"]), float(r["psnr_mean"])) for r in runs  # type: ignore[call-overload]
-                         if r["path"] == name and r["scheduler"] == sched and not r.get("refine_iterations"))
-            if len(pts) > 1:
-                ax.plot(*zip(*pts), marker, label=f"{name} {sched}")
-    ax.set_xlabel("keyframes for a 600-frame path")
+            rows = sorted((int(r["keyframes"]), float(r["psnr_mean"]), 100 * float(r["hole_fraction_mean"]))  # type: ignore[call-overload]
+                          for r in runs if r["path"] == name and r["scheduler"] == sched and not r.get("refine_iterations"))
+            if len(rows) > 1:
+                k, psnr, holes = zip(*rows)
+                ax.plot(k, psnr, marker, label=f"{name} {sched}")
+                bx.plot(k, holes, marker, label=f"{name} {sched}")
     ax.set_ylabel("PSNR of non-keyframes vs ground truth (dB)")
-    ax.set_xscale("log")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    bx.set_ylabel("hole fraction (%, world alpha < 0.5)")
+    bx.set_yscale("log")
+    for a in (ax, bx):
+        a.set_xlabel("keyframes for a 600-frame path")
+        a.set_xscale("log")
+        a.set_xticks([2, 4, 8, 16, 32, 64])
+        a.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        a.get_xaxis().set_minor_formatter(matplotlib.ticker.NullFormatter())
+        a.grid(alpha=0.3)
+        a.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
