@@ -112,9 +112,14 @@ class KeyframeRule:
         """Reason to make a keyframe at ``pose_index``, or None."""
         if self.made >= self.max_keyframes:
             return None
+        # Keyframes planned further along keep their place under the cap: extra ones the coverage
+        # rule asks for (learned top-ups) must not use up the budget before the path's end is reached.
+        planned_ahead = sum(1 for j in self.planned if j > pose_index)
         reason: str | None = None
         if pose_index in self.planned:
             reason = f"{self.kind.value} placement ({self.n_planned} planned)"
+        elif self.made + planned_ahead >= self.max_keyframes:
+            return None
         elif world_empty and self.kind is not SchedulerKind.UNIFORM:
             reason = "new world: nothing to render from yet"
         elif self.kind is not SchedulerKind.UNIFORM and uncovered > self.tau:
