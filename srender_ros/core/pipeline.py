@@ -268,8 +268,6 @@ class Pipeline:
         if not generate_if_uncovered:
             # Only look: an environment that is merely viewed must not leave an empty world behind.
             known = self.store.get(prompt)
-            from srender_ros.core.world import GaussianWorld
-
             return self.render_frames(known.world if known is not None else GaussianWorld.empty(), intrinsics, T)
         state = self.store.get_or_create(prompt, self.generator.settings())
         if generate_if_uncovered:
