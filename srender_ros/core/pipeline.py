@@ -314,15 +314,29 @@ class Pipeline:
         if cfg.max_footprint_px is None:
             alpha = self.renderer.coverage(world, intrinsics, T)
             return uncovered_fraction(alpha, cfg.coverage_alpha), np.zeros(B, dtype=np.float64)
-        out = self.renderer.render(self._size_world(world), intrinsics, T)
         # Footprints in pixels of the request camera, not of the low-resolution coverage render.
-        focal_px = float(np.sqrt(intrinsics.fx_px * intrinsics.fy_px)) / cfg.coverage_scale
-        fp = pixel_footprint_px(out.rgb, out.alpha, out.depth_m, focal_px)
+        out, too_coarse = self._coarse_pixels(world, intrinsics, T, 1.0 / cfg.coverage_scale)
         empty = out.alpha < cfg.coverage_alpha
+        coarse = ~empty & too_coarse
+        return uncovered_fraction(out.alpha, cfg.coverage_alpha), coarse.reshape(B, -1).mean(axis=1).astype(np.float64)
+
+    def _coarse_pixels(self, world: GaussianWorld, intrinsics: Intrinsics, T: NDArray[np.float64],
+                       focal_scale: float = 1.0) -> tuple[RenderOutput, NDArray[np.bool_]]:
+        """Render ``world``'s Gaussian sizes; pixels whose footprint exceeds ``max_footprint_px``.
+
+        Args:
+            T: [B, 4, 4] optical poses.
+            focal_scale: footprints are measured at ``focal_scale`` times the render's focal length
+                (the request camera's, for a reduced-resolution coverage render).
+        Returns:
+            (the size render: alpha and depth_m [B, H, W] are the world's; [B, H, W] coarse mask).
+        """
+        assert self.config.max_footprint_px is not None
+        out = self.renderer.render(self._size_world(world), intrinsics, T)
+        focal_px = float(np.sqrt(intrinsics.fx_px * intrinsics.fy_px)) * focal_scale
+        fp = pixel_footprint_px(out.rgb, out.alpha, out.depth_m, focal_px)
         with np.errstate(invalid="ignore"):
-            coarse = ~empty & (fp > cfg.max_footprint_px)
-        return (np.asarray(empty.reshape(B, -1).mean(axis=1), dtype=np.float64),
-                np.asarray(coarse.reshape(B, -1).mean(axis=1), dtype=np.float64))
+            return out, fp > self.config.max_footprint_px
 
     def _size_world(self, world: GaussianWorld) -> GaussianWorld:
         """``resolution.size_world(world)``, cached for the latest world (coverage asks for it per chunk)."""
@@ -365,11 +379,9 @@ class Pipeline:
                 base = base.select(~coarse)
                 log.debug("keyframe at pose %d replaces %d coarse Gaussians", pose_index, int(coarse.sum()))
             if len(base):
-                sized = self.renderer.render(self._size_world(base), K, T[None])
+                sized, too_coarse = self._coarse_pixels(base, K, T[None])
                 view = RenderOutput(view.rgb, sized.depth_m, sized.alpha)
-                fp = pixel_footprint_px(sized.rgb[0], sized.alpha[0], sized.depth_m[0], float(np.sqrt(K.fx_px * K.fy_px)))
-                with np.errstate(invalid="ignore"):
-                    lift_alpha = np.where(fp > self.config.max_footprint_px, 0.0, sized.alpha[0])
+                lift_alpha = np.where(too_coarse[0], 0.0, sized.alpha[0])
             else:
                 view, lift_alpha = None, None
         new, pixels = lift_keyframe_pixels(kf.rgb, kf.depth_m, K, T, lift_alpha,

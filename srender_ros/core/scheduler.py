@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from srender_ros.core.metrics import hole_fraction
 from srender_ros.errors import InputError
 
 #: A world pixel counts as covered where its rendered alpha reaches this.
@@ -66,8 +67,7 @@ class Schedule:
 
 def uncovered_fraction(alpha: NDArray[np.floating], covered_alpha: float = COVERED_ALPHA) -> NDArray[np.float64]:
     """[B, H, W] alpha -> [B] fraction of pixels not covered (alpha < ``covered_alpha``)."""
-    a = np.asarray(alpha)
-    return np.mean(a.reshape(a.shape[0], -1) < covered_alpha, axis=1).astype(np.float64)
+    return hole_fraction(alpha, covered_alpha)
 
 
 def uniform_indices(n_poses: int, n_keyframes: int) -> list[int]:
