@@ -41,9 +41,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from srender_ros.backends.generators.diffusers_gen import DiffusersGenerator
+from srender_ros.backends.generators.diffusers_gen.tiny import byte_level_clip_tokenizer, save_tiny_models
 from srender_ros.core.camera import Intrinsics
-from srender_ros.generators.diffusers_gen import DiffusersGenerator
-from srender_ros.generators.diffusers_gen.tiny import byte_level_clip_tokenizer, save_tiny_models
 
 PROMPT = "a sunlit stone courtyard with arches and potted plants"
 
@@ -174,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             return _finish(res, args.json)
 
         # ---- ours: the full pipeline over the trajectory
-        from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
+        from srender_ros.backends.render.registry import get_renderer
         from srender_ros.core.store import WorldStore
         from srender_ros.core.trajectory_gen import make_trajectory
-        from srender_ros.render.registry import get_renderer
+        from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
 
         traj = make_trajectory(args.trajectory, fps=30.0, duration_s=args.frames / 30.0)
         cam = Intrinsics.from_fov(args.size, args.size, 60.0)

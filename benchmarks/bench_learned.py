@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def bench_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
+    from srender_ros.backends.learned.features import trajectory_tokens
+    from srender_ros.backends.learned.predictor import KeyframeCountPredictor, load_default_predictor
     from srender_ros.core.camera import Intrinsics
     from srender_ros.core.trajectory_gen import make_trajectory
-    from srender_ros.learned.features import trajectory_tokens
-    from srender_ros.learned.predictor import KeyframeCountPredictor, load_default_predictor
 
     t0 = time.perf_counter()
     pred = KeyframeCountPredictor.from_dir(args.weights) if args.weights else load_default_predictor()
@@ -108,7 +108,7 @@ def baselines(train: Any, test: Any) -> dict[str, np.ndarray]:
 
 
 def _by_family(samples: Any, pred: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
-    from srender_ros.learned.train import count_metrics
+    from srender_ros.tooling.learned.train import count_metrics
 
     out = {}
     for fam in sorted({s.spec.family for s in samples}):
@@ -118,9 +118,9 @@ def _by_family(samples: Any, pred: np.ndarray, labels: np.ndarray) -> dict[str, 
 
 
 def bench_counts(args: argparse.Namespace) -> dict[str, Any]:
-    from srender_ros.learned.data import load_labels
-    from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
-    from srender_ros.learned.train import count_metrics, predict_counts
+    from srender_ros.backends.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
+    from srender_ros.tooling.learned.labels import load_labels
+    from srender_ros.tooling.learned.train import count_metrics, predict_counts
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
     samples = [s for p in args.labels for s in load_labels(Path(p))[0]]
@@ -153,8 +153,8 @@ def bench_heldout(args: argparse.Namespace) -> dict[str, Any]:
     TrainConfig()) with --epochs / --prefixes / --train-seed; the same trivial baselines are fitted
     on the same reduced training set.
     """
-    from srender_ros.learned.data import load_labels
-    from srender_ros.learned.train import TrainConfig, count_metrics, fit, predict_counts
+    from srender_ros.tooling.learned.labels import load_labels
+    from srender_ros.tooling.learned.train import TrainConfig, count_metrics, fit, predict_counts
 
     if not args.exclude_family and not args.exclude_scene:
         raise SystemExit("heldout: name at least one --exclude-family or --exclude-scene")
@@ -186,7 +186,7 @@ def bench_heldout(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(pipeline: Any, prompt: str, traj: Any, K: Any, gt: Any) -> dict[str, Any]:
     from srender_ros.core.metrics import psnr_db
-    from srender_ros.core.pipeline import RenderJob
+    from srender_ros.engine.pipeline import RenderJob
 
     t, c = time.perf_counter(), time.process_time()
     run = pipeline.run(RenderJob(prompt, traj, K))
@@ -200,13 +200,13 @@ def _run(pipeline: Any, prompt: str, traj: Any, K: Any, gt: Any) -> dict[str, An
 
 
 def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
+    from srender_ros.backends.generators.registry import make_generator
+    from srender_ros.backends.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
+    from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.camera import Intrinsics
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig, SchedulerKind
     from srender_ros.core.store import WorldStore
-    from srender_ros.generators.registry import make_generator
-    from srender_ros.learned.data import LabelConfig, draw_specs, spec_trajectory
-    from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, SchedulerKind
+    from srender_ros.tooling.learned.labels import LabelConfig, draw_specs, spec_trajectory
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
     K = Intrinsics.from_fov(args.width, args.height, 90.0)

@@ -43,12 +43,12 @@ PROMPT = "a cluttered warehouse aisle"
 
 def build_world(world_dir: Path, n_gaussians: int) -> int:
     """A procedural world of exactly ``n_gaussians`` Gaussians (evenly thinned), saved in ``world_dir``."""
+    from srender_ros.backends.generators.registry import make_generator
+    from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.camera import Intrinsics
     from srender_ros.core.geometry import make_transform, quat_wxyz_to_matrix, to_optical
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig
     from srender_ros.core.store import WorldStore
-    from srender_ros.generators.registry import make_generator
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig
 
     store = WorldStore(world_dir)
     pipe = Pipeline(store, get_renderer("cpu"), make_generator("procedural"), PipelineConfig())

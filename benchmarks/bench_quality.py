@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from srender_ros.backends.generators.registry import make_generator
+from srender_ros.backends.refine.photometric import RefineConfig
+from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.holes import fill_holes
 from srender_ros.core.metrics import psnr_db, ssim
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
-from srender_ros.core.refine import RefineConfig
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
-from srender_ros.generators.registry import make_generator
-from srender_ros.render.registry import get_renderer
+from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
 
 #: (name, trajectory generator, prompt, kind) — smooth handheld-like paths and faster rotating ones.
 PATHS = [

@@ -30,16 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from srender_ros.backends.generators.registry import make_generator
+from srender_ros.backends.refine.photometric import RefineConfig, refine_world
+from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import psnr_db, ssim
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
-from srender_ros.core.refine import RefineConfig, refine_world
+from srender_ros.core.ports.render import Renderer
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
 from srender_ros.core.world import GaussianWorld
-from srender_ros.generators.registry import make_generator
-from srender_ros.render.protocol import Renderer
-from srender_ros.render.registry import get_renderer
+from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
 
 #: Colours and opacities only (geometry frozen).
 _APPEARANCE = {"lr_means_m": 0.0, "lr_log_scales": 0.0}

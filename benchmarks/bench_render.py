@@ -26,10 +26,10 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import matrix_to_quat_wxyz
 from srender_ros.core.world import GaussianWorld, num_sh_coeffs, rgb_to_sh_dc
-from srender_ros.render.registry import get_renderer
 
 ROOM_MIN = np.array([-4.0, -3.0, 0.0])
 ROOM_MAX = np.array([4.0, 3.0, 3.0])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srender_ros.errors import InputError
-from srender_ros.generators.diffusers_gen.depth import (
+from srender_ros.backends.generators.diffusers_gen.depth import (
     MIN_ALIGN_PIXELS,
     MetricPrior,
     align_depth,
@@ -14,6 +13,7 @@ from srender_ros.generators.diffusers_gen.depth import (
     inverse_to_depth,
     prior_depth,
 )
+from srender_ros.errors import InputError
 
 
 def _scene(h: int = 48, w: int = 64, seed: int = 0) -> np.ndarray:

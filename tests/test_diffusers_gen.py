@@ -1,6 +1,6 @@
 """Diffusion keyframes with tiny random-weight models saved to disk and loaded the way users load them.
 
-The tiny models (srender_ros.generators.diffusers_gen.tiny) are built in code, written with
+The tiny models (srender_ros.backends.generators.diffusers_gen.tiny) are built in code, written with
 save_pretrained(safe_serialization=True) and loaded back through DiffusersGenerator with
 HF_HUB_OFFLINE=1 (tests/conftest.py). Their images are noise, but every code path is real.
 """
@@ -15,20 +15,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srender_ros.core.camera import Intrinsics
-from srender_ros.errors import BackendUnavailableError, InputError, ModelLoadError
-from srender_ros.generators.diffusers_gen import DiffusersGenerator
-from srender_ros.generators.diffusers_gen.images import center_crop_resize, generation_size, hole_mask
-from srender_ros.generators.diffusers_gen.loading import cached_model_keys, choose_device
-from srender_ros.generators.diffusers_gen.multiview import (
+from srender_ros.backends.generators.diffusers_gen import DiffusersGenerator
+from srender_ros.backends.generators.diffusers_gen.images import center_crop_resize, generation_size, hole_mask
+from srender_ros.backends.generators.diffusers_gen.loading import cached_model_keys, choose_device
+from srender_ros.backends.generators.diffusers_gen.multiview import (
     CameraConditionedAdapter,
     ContextView,
     ReprojectionExample,
     ViewSpec,
 )
-from srender_ros.generators.diffusers_gen.tiny import TinyModelPaths, save_tiny_models
-from srender_ros.generators.protocol import KeyframeRequest
-from srender_ros.render.protocol import RenderOutput
+from srender_ros.backends.generators.diffusers_gen.tiny import TinyModelPaths, save_tiny_models
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.ports.generate import KeyframeRequest
+from srender_ros.core.ports.render import RenderOutput
+from srender_ros.errors import BackendUnavailableError, InputError, ModelLoadError
 
 STEPS = 2
 # Not a multiple of 8 on purpose: generation rounds up, the keyframe comes back at this size.
@@ -329,7 +329,7 @@ def test_adapter_needs_depth_when_the_model_has_none() -> None:
         name = "rgb-only"
 
         def generate_views(self, prompt, context, targets, seed):  # type: ignore[no-untyped-def]
-            from srender_ros.generators.diffusers_gen.multiview import GeneratedView
+            from srender_ros.backends.generators.diffusers_gen.multiview import GeneratedView
 
             return [GeneratedView(np.zeros((t.intrinsics.height_px, t.intrinsics.width_px, 3), np.float32)) for t in targets]
 
@@ -342,10 +342,10 @@ def test_adapter_needs_depth_when_the_model_has_none() -> None:
 
 # ------------------------------------------------------------------------------------- end to end
 def test_pipeline_renders_a_path_with_diffusion_keyframes(tmp_path: Path, gen: DiffusersGenerator) -> None:
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
+    from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.store import WorldStore
     from srender_ros.core.trajectory_gen import make_trajectory
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
 
     traj = make_trajectory("pan", fps=10.0, duration_s=1.0, sweep_deg=60.0)
     assert len(traj) == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -10,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
+from srender_ros.backends.learned.features import N_TOKEN_FEATURES, pose_tokens, token_indices, trajectory_tokens
+from srender_ros.backends.learned.model import KeyframeCountModel, ModelConfig
+from srender_ros.backends.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor, load_default_predictor
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import make_transform, quat_wxyz_to_matrix
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.core.trajectory_gen import make_trajectory
 from srender_ros.errors import InputError, ModelLoadError, TrajectoryError
-from srender_ros.learned.data import LabelConfig, load_labels, save_labels, synthetic_samples
-from srender_ros.learned.features import N_TOKEN_FEATURES, pose_tokens, token_indices, trajectory_tokens
-from srender_ros.learned.model import KeyframeCountModel, ModelConfig
-from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor, load_default_predictor
-from srender_ros.learned.train import TrainConfig, fit, save_model
+from srender_ros.tooling.learned.labels import LabelConfig, load_labels, save_labels, synthetic_samples
+from srender_ros.tooling.learned.train import TrainConfig, fit, save_model
 
 K = Intrinsics.from_fov(320, 240, 90.0)
 TINY = ModelConfig(n_tokens=8, width=16, layers=2, heads=2, appearance="cnn", image_side_px=16)
@@ -52,7 +53,7 @@ def test_saved_model_round_trips_through_safetensors(tmp_path: Path) -> None:
     image = np.random.default_rng(0).uniform(size=(24, 32, 3)).astype(np.float32)
     with torch.no_grad():
         tokens = torch.from_numpy(trajectory_tokens(traj, K, TINY.n_tokens))[None]
-        from srender_ros.learned.features import prepare_image
+        from srender_ros.backends.learned.features import prepare_image
 
         img = torch.from_numpy(prepare_image(image, TINY.image_side_px))[None]
         expected = float(model(tokens, img, torch.ones(1, dtype=torch.bool))[0])
@@ -78,7 +79,7 @@ def test_shipped_weights_are_safetensors_and_predict_deterministically() -> None
     assert training["command"].startswith("srender scheduler train ") and training["source_version"]
     for src in training["labels"]:
         assert src["file"].endswith(".npz") and "synthetic" not in src["file"], src["file"]
-        assert len(src["sha256"]) == 64 and int(src["sha256"], 16) >= 0
+        assert re.fullmatch(r"[0-9a-f]{64}", src["sha256"])
         assert isinstance(src["seed"], int) and src["source_version"]
         assert src["oracle_pipeline_config"]["scheduler"] == "coverage"
         assert src["label_config"]["coverage_threshold"] == LabelConfig().coverage_threshold
@@ -220,12 +221,12 @@ def test_dinov2_class_token_from_a_local_folder(tmp_path: Path) -> None:
 
 
 def test_oracle_labels_match_a_real_pipeline_run_and_learned_scheduler_runs(tmp_path: Path) -> None:
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
-    from srender_ros.core.scheduler import uniform_indices
+    from srender_ros.backends.generators.registry import make_generator
+    from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.store import WorldStore
-    from srender_ros.generators.registry import make_generator
-    from srender_ros.learned.data import LabelSpec, label_pipeline_config, oracle_label, spec_trajectory
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
+    from srender_ros.engine.scheduler import uniform_indices
+    from srender_ros.tooling.learned.labels import LabelSpec, label_pipeline_config, oracle_label, spec_trajectory
 
     cfg = LabelConfig(width_px=32, height_px=24)
     spec = LabelSpec("car", "room", 3.0, 0, {"speed_mps": 2.0, "height_m": 0.8, "max_curvature_per_m": 0.2})
@@ -257,11 +258,11 @@ def test_oracle_labels_match_a_real_pipeline_run_and_learned_scheduler_runs(tmp_
 def test_learned_scheduler_predicts_from_the_first_keyframes_camera_view(tmp_path: Path) -> None:
     """The first keyframe is made before the prediction, and the predictor sees exactly the
     camera's view of it (the overscanned keyframe cropped back to the camera)."""
-    from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
+    from srender_ros.backends.generators.registry import make_generator
+    from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.store import WorldStore
     from srender_ros.core.trajectory_gen import make_trajectory
-    from srender_ros.generators.registry import make_generator
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
 
     seen: list[np.ndarray | None] = []
 
@@ -285,17 +286,17 @@ def test_learned_scheduler_predicts_from_the_first_keyframes_camera_view(tmp_pat
 
 
 def test_camera_view_crops_an_overscanned_keyframe_exactly() -> None:
-    from srender_ros.core.pipeline import _camera_view, overscan_intrinsics
-    from srender_ros.generators.registry import make_generator
+    from srender_ros.backends.generators.registry import make_generator
+    from srender_ros.core.camera import crop_to_camera
 
     gen = make_generator("procedural", supersample=1)
     T = np.eye(4)   # optical camera 1.5 m up, looking along +x (level), at a textured field
     T[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]
     T[2, 3] = 1.5
     for cam in (Intrinsics.from_fov(64, 48, 90.0), Intrinsics.from_fov(48, 36, 90.0)):  # margins 8x6 and 6x4.5 px
-        K = overscan_intrinsics(cam, 1.25)
+        K = cam.overscanned(1.25)
         wide = gen.ground_truth("a field", K, T[None]).rgb[0]  # type: ignore[attr-defined]
-        view = _camera_view(wide, K, cam)
+        view = crop_to_camera(wide, K, cam)
         truth = gen.ground_truth("a field", cam, T[None]).rgb[0]  # type: ignore[attr-defined]
         assert view.shape == truth.shape
         err = np.abs(view - truth).mean()

@@ -7,23 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srender_ros.app.compose import AppConfig, build_pipeline
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import psnr_db
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
-from srender_ros.core.scheduler import SchedulerKind, uniform_indices
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
+from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+from srender_ros.engine.scheduler import SchedulerKind, uniform_indices
 from srender_ros.errors import InputError
-from srender_ros.generators.registry import make_generator
-from srender_ros.render.registry import get_renderer
 
 CAM = Intrinsics.from_fov(64, 48, 90.0)
 PROMPT = "a small office"
 
 
 def _pipeline(root: Path, **cfg: object) -> Pipeline:
-    return Pipeline(WorldStore(root), get_renderer("cpu"), make_generator("procedural"),
-                    PipelineConfig(chunk_size=8, **cfg))  # type: ignore[arg-type]
+    return build_pipeline(AppConfig(world_dir=root, renderer="cpu", generator="procedural",
+                                    pipeline=PipelineConfig(chunk_size=8, **cfg)))  # type: ignore[arg-type]
 
 
 def _run(pipe: Pipeline, traj: object, prompt: str = PROMPT) -> tuple[list, object]:
@@ -112,16 +111,33 @@ def test_bad_requests_are_refused_before_touching_the_store(tmp_path: Path) -> N
     assert WorldStore(tmp_path).list() == []
 
 
-def test_refinement_runs_after_chunks_with_new_keyframes(tmp_path: Path) -> None:
-    from srender_ros.core.refine import RefineConfig
+def _keyframe_psnr_db(pipe: Pipeline) -> float:
+    """Mean PSNR of the stored world rendered at its own keyframes, over pixels of known depth."""
+    state = pipe.store.get(PROMPT)
+    assert state is not None
+    scores = []
+    for kf in state.keyframes:
+        out = pipe.renderer.render(state.world, kf.intrinsics, kf.T_world_cam[None])
+        known = np.isfinite(kf.depth_m)
+        scores.append(psnr_db(out.rgb[0][known], kf.rgb[known]))
+    return float(np.mean(scores))
+
+
+def test_refinement_changes_the_world_and_never_lowers_keyframe_psnr(tmp_path: Path) -> None:
+    from srender_ros.core.ports.refine import RefineConfig
 
     traj = make_trajectory("walk", fps=5.0, duration_s=1.0)
-    pipe = _pipeline(tmp_path, refine=RefineConfig(iterations=3, device="cpu"))
-    before = len(pipe.store.get_or_create(PROMPT).keyframes)
-    chunks, run = _run(pipe, traj)
-    assert before == 0 and run.stats.keyframes >= 1
+    plain = _pipeline(tmp_path / "plain")
+    refined = _pipeline(tmp_path / "refined", refine=RefineConfig(iterations=30, device="cpu", seed=0))
+    _, run_plain = _run(plain, traj)
+    chunks, run = _run(refined, traj)
+    assert run.stats.keyframes == run_plain.stats.keyframes >= 1
     assert run.stats.seconds["refine"] > 0
     assert sum(len(c.indices) for c in chunks) == len(traj)
+    a, b = plain.store.get(PROMPT), refined.store.get(PROMPT)
+    assert a is not None and b is not None and len(a.world) == len(b.world)
+    assert not np.array_equal(a.world.sh, b.world.sh)          # refinement changed the colours
+    assert _keyframe_psnr_db(refined) >= _keyframe_psnr_db(plain) - 1e-6
 
 
 def test_view_without_generation_leaves_no_world_behind(tmp_path: Path) -> None:

@@ -12,10 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from srender_ros.core.camera import Intrinsics
-from srender_ros.core.geometry import make_transform
-from srender_ros.errors import InputError
-from srender_ros.generators.procedural import (
+from srender_ros.backends.generators.procedural import (
     SKY_DISTANCE_M,
     Family,
     ProceduralGenerator,
@@ -25,9 +22,12 @@ from srender_ros.generators.procedural import (
     render_ground_truth,
     scene_from_prompt,
 )
-from srender_ros.generators.procedural.cellkit import object_bounds
-from srender_ros.generators.procedural.cells import build_table
-from srender_ros.generators.protocol import KeyframeGenerator, KeyframeRequest
+from srender_ros.backends.generators.procedural.cellkit import object_bounds
+from srender_ros.backends.generators.procedural.cells import build_table
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.geometry import make_transform
+from srender_ros.core.ports.generate import KeyframeGenerator, KeyframeRequest
+from srender_ros.errors import InputError
 
 K_SMALL = Intrinsics.from_fov(64, 48, 70.0)
 

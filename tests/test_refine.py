@@ -6,24 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from srender_ros.core.camera import Intrinsics
-from srender_ros.core.lifting import lift_keyframe
-from srender_ros.core.manifest import KeyframeRecord
-from srender_ros.core.metrics import psnr_db
-from srender_ros.core.refine import (
+from srender_ros.backends.refine.photometric import (
+    PhotometricRefiner,
     RefineConfig,
     RefineReport,
     SelectiveAdam,
     downsample_area,
-    refine_state,
     refine_world,
 )
-from srender_ros.core.store import WorldState
-from srender_ros.core.world import GaussianWorld, rgb_to_sh_dc, sh_dc_to_rgb
-from srender_ros.errors import InputError
-from srender_ros.render.cpu import CpuRenderer
-from srender_ros.render.reference import ReferenceRenderer
-from srender_ros.render.torch_raster import (
+from srender_ros.backends.render.cpu import CpuRenderer
+from srender_ros.backends.render.reference import ReferenceRenderer
+from srender_ros.backends.render.torch_raster import (
     TorchGaussians,
     TorchRenderer,
     Window,
@@ -31,6 +24,14 @@ from srender_ros.render.torch_raster import (
     rasterize,
     world_from_gaussians,
 )
+from srender_ros.core.camera import Intrinsics
+from srender_ros.core.manifest import KeyframeRecord
+from srender_ros.core.metrics import psnr_db
+from srender_ros.core.store import WorldState
+from srender_ros.core.world import GaussianWorld, rgb_to_sh_dc, sh_dc_to_rgb
+from srender_ros.engine.lifting import lift_keyframe
+from srender_ros.engine.refinement import refine_state
+from srender_ros.errors import InputError
 from tests.conftest import requires_cuda
 
 BG = (0.1, 0.2, 0.3)
@@ -259,13 +260,13 @@ def test_refine_state_swaps_the_world_in_and_marks_it_dirty() -> None:
     kfs = keyframes_of(truth, K, np.stack([pose(-0.3), pose(0.3)]))
     state = WorldState("a test room", world=perturbed(truth), keyframes=kfs, dirty=False)
     old, version = state.world, state.version
-    rep = refine_state(state, RefineConfig(iterations=5, scale=1.0, device="cpu"))
+    rep = refine_state(state, PhotometricRefiner(), RefineConfig(iterations=5, scale=1.0, device="cpu"))
     assert rep.applied and state.world is not old and state.dirty and state.version > version
     assert len(state.world) == len(old)
 
 
 def test_refine_state_drops_its_result_when_the_world_changed_meanwhile(monkeypatch: pytest.MonkeyPatch) -> None:
-    import srender_ros.core.refine as refine_mod
+    import srender_ros.backends.refine.photometric as refine_mod
 
     truth = solid_world(40, seed=5)
     K = Intrinsics.from_fov(16, 12, 80.0)
@@ -279,7 +280,7 @@ def test_refine_state_drops_its_result_when_the_world_changed_meanwhile(monkeypa
         return out
 
     monkeypatch.setattr(refine_mod, "refine_world", refine_while_a_keyframe_arrives)
-    rep = refine_state(state, RefineConfig(iterations=2, scale=1.0, device="cpu"))
+    rep = refine_state(state, PhotometricRefiner(), RefineConfig(iterations=2, scale=1.0, device="cpu"))
     assert not rep.applied and "changed" in rep.note
     assert state.world is merged
 
@@ -289,7 +290,7 @@ def test_nothing_to_refine_leaves_the_world_alone() -> None:
     same, rep = refine_world(world, [], RefineConfig(device="cpu"))
     assert same is world and rep.backend == "none" and rep.iterations == 0 and "keyframes" in rep.note
     state = WorldState("an empty room")
-    rep = refine_state(state, RefineConfig(device="cpu"))
+    rep = refine_state(state, PhotometricRefiner(), RefineConfig(device="cpu"))
     assert not rep.applied and "no Gaussians" in rep.note
 
 
@@ -312,7 +313,7 @@ def test_bad_inputs_are_refused() -> None:
     with pytest.raises(InputError, match="GaussianWorld"):
         refine_world("world", [], RefineConfig(device="cpu"))  # type: ignore[arg-type]
     with pytest.raises(InputError, match="WorldState"):
-        refine_state(world, RefineConfig(device="cpu"))  # type: ignore[arg-type]
+        refine_state(world, PhotometricRefiner(), RefineConfig(device="cpu"))  # type: ignore[arg-type]
 
 
 def test_downsample_area_is_a_box_filter() -> None:

@@ -56,7 +56,7 @@ def assert_close_images(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 
 def test_import_does_not_import_gsplat_or_torch() -> None:
-    code = ("import sys, srender_ros.render.gsplat_backend, srender_ros.render.registry; "
+    code = ("import sys, srender_ros.backends.render.gsplat_backend, srender_ros.backends.render.registry; "
             "print(sorted(m for m in ('gsplat', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.strip() == "[]"
@@ -64,7 +64,7 @@ def test_import_does_not_import_gsplat_or_torch() -> None:
 
 @pytest.mark.skipif(cuda_available(), reason="CUDA is available here")
 def test_without_cuda_construction_says_why() -> None:
-    from srender_ros.render.gsplat_backend import GsplatRenderer, gsplat_status
+    from srender_ros.backends.render.gsplat_backend import GsplatRenderer, gsplat_status
 
     ok, why = gsplat_status()
     assert not ok and why
@@ -76,8 +76,8 @@ def test_without_cuda_construction_says_why() -> None:
 @requires_cuda
 @pytest.mark.parametrize(("n", "seed", "sh_degree"), [(500, 0, 0), (3000, 1, 3), (20000, 2, 1)])
 def test_gsplat_matches_cpu(n: int, seed: int, sh_degree: int) -> None:
-    from srender_ros.render.cpu import CpuRenderer
-    from srender_ros.render.gsplat_backend import GsplatRenderer
+    from srender_ros.backends.render.cpu import CpuRenderer
+    from srender_ros.backends.render.gsplat_backend import GsplatRenderer
 
     world = random_world(n, seed, sh_degree)
     T = poses(seed, 3)
@@ -99,8 +99,8 @@ def test_gsplat_matches_cpu(n: int, seed: int, sh_degree: int) -> None:
 @pytest.mark.gpu
 @requires_cuda
 def test_gsplat_coverage_matches_its_render_and_cpu() -> None:
-    from srender_ros.render.cpu import CpuRenderer
-    from srender_ros.render.gsplat_backend import GsplatRenderer
+    from srender_ros.backends.render.cpu import CpuRenderer
+    from srender_ros.backends.render.gsplat_backend import GsplatRenderer
 
     world = random_world(5000, 5, 0)
     low = INTR.scaled(0.5)
@@ -114,8 +114,8 @@ def test_gsplat_coverage_matches_its_render_and_cpu() -> None:
 @pytest.mark.gpu
 @requires_cuda
 def test_gsplat_empty_world_and_auto() -> None:
-    from srender_ros.render.gsplat_backend import GsplatRenderer
-    from srender_ros.render.registry import get_renderer
+    from srender_ros.backends.render.gsplat_backend import GsplatRenderer
+    from srender_ros.backends.render.registry import get_renderer
 
     out = GsplatRenderer().render(GaussianWorld.empty(), INTR, poses(0, 2), (1.0, 0.0, 0.0))
     assert np.all(out.alpha == 0) and np.isnan(out.depth_m).all()

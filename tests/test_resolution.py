@@ -7,16 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srender_ros.backends.generators.registry import make_generator
+from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
-from srender_ros.core.lifting import LiftConfig, lift_keyframe_pixels
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
-from srender_ros.core.resolution import coarse_visible_gaussians, pixel_footprint_px, size_world, surface_size_m
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.core.world import GaussianWorld
+from srender_ros.engine.lifting import LiftConfig, lift_keyframe
+from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+from srender_ros.engine.resolution import coarse_visible_gaussians, pixel_footprint_px, size_world, surface_size_m
 from srender_ros.errors import InputError
-from srender_ros.generators.registry import make_generator
-from srender_ros.render.registry import get_renderer
 
 CAM = Intrinsics.from_fov(64, 48, 90.0)
 
@@ -33,7 +33,7 @@ def _wall_lifted_from(distance_m: float) -> GaussianWorld:
     rng = np.random.default_rng(0)
     rgb = rng.uniform(0.0, 1.0, (CAM.height_px, CAM.width_px, 3)).astype(np.float32)
     depth = np.full((CAM.height_px, CAM.width_px), distance_m)
-    world, _ = lift_keyframe_pixels(rgb, depth, CAM, _pose_at(8.0 - distance_m), config=LiftConfig(colour_iterations=0))
+    world, _ = lift_keyframe(rgb, depth, CAM, _pose_at(8.0 - distance_m), config=LiftConfig(colour_iterations=0))
     return world
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -68,7 +69,7 @@ def scratch_entries(root: Path) -> list[str]:
 # ---- ids --------------------------------------------------------------------------------------
 def test_world_id_from_normalized_prompt(tmp_path: Path) -> None:
     wid = world_id_for_prompt(PROMPT)
-    assert len(wid) == 16 and int(wid, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{16}", wid)
     assert world_id_for_prompt("  a   CLUTTERED\twarehouse\naisle ") == wid
     assert world_id_for_prompt("a cluttered warehouse aisles") != wid
     store = WorldStore(tmp_path)

@@ -35,7 +35,7 @@ from srender_ros.core.trajectory import Trajectory
 from srender_ros.errors import BagError, InputError
 
 if TYPE_CHECKING:
-    from srender_ros.core.pipeline import Pipeline, PipelineRun
+    from srender_ros.engine.pipeline import Pipeline, PipelineRun
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline, initial_image: NDArray[
     """
     from tqdm import tqdm
 
-    from srender_ros.core.pipeline import RenderJob
+    from srender_ros.engine.pipeline import RenderJob
 
     t_start = time.perf_counter()
     check_output_path(config.output, [config.input], config.overwrite)

@@ -57,10 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 
 def run(args: argparse.Namespace) -> int:
+    from srender_ros.app.compose import build_pipeline
     from srender_ros.bag.replay import ReplayConfig, replay_bag
     from srender_ros.bag.writer import check_output_path
-    from srender_ros.cli.render_cmd import generator_settings, load_image, pipeline_config
-    from srender_ros.cli.render_session import build_pipeline, camera_from_args
+    from srender_ros.cli.render_cmd import app_config, load_image
+    from srender_ros.cli.render_session import camera_from_args
 
     config = ReplayConfig(
         input=args.input, output=args.output, prompt=args.prompt,
@@ -74,8 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not config.input.exists():
         raise InputError(f"--input {config.input} does not exist")
     check_output_path(config.output, [config.input], config.overwrite)
-    pipeline = build_pipeline(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
-                              generator_settings=generator_settings(args), config=pipeline_config(args))
+    pipeline = build_pipeline(app_config(args))
     summary = replay_bag(config, pipeline, load_image(args.image) if args.image else None)
     print(f"srender bag: wrote {summary.output}")
     print(summary.format())

@@ -10,7 +10,7 @@ import numpy as np
 DEMO_PROMPT = "a cluttered warehouse aisle"
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     from srender_ros.cli.render_cmd import add_camera_args
 
     p = sub.add_parser("demo", help="render a built-in 20 s walk through a procedural world",
@@ -30,10 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     import shutil
 
+    from srender_ros.app.compose import AppConfig, build_pipeline
     from srender_ros.cli.outputs import write_png
-    from srender_ros.cli.render_session import SessionOutputs, build_pipeline, camera_from_args, run_session, summary_table
-    from srender_ros.core.pipeline import PipelineConfig, RenderJob
+    from srender_ros.cli.render_session import SessionOutputs, camera_from_args, run_session, summary_table
     from srender_ros.core.trajectory_gen import make_trajectory
+    from srender_ros.engine.job import RenderJob
 
     out = Path(args.out_dir)
     world_dir = out / "worlds"
@@ -44,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
     # meanders too far would cross shelves, so the demo walk keeps its heading within a few degrees.
     extra = {"meander_deg": 4.0} if args.trajectory_kind == "walk" else {}
     traj = make_trajectory(args.trajectory_kind, fps=args.fps, duration_s=args.duration_s, seed=0, **extra)
-    pipeline = build_pipeline(world_dir=str(world_dir), renderer=args.renderer, generator="procedural",
-                              generator_settings={}, config=PipelineConfig())
+    pipeline = build_pipeline(AppConfig(world_dir=world_dir, renderer=args.renderer, generator="procedural"))
     n = len(traj)
     samples = tuple(sorted({0, n // 3, (2 * n) // 3, n - 1}))
     print(f"srender demo: {n} poses ({args.duration_s:g} s at {args.fps:g} fps) through {args.prompt!r}, "

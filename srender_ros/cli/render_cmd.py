@@ -10,6 +10,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from srender_ros.app.compose import AppConfig
+from srender_ros.app.options import add_pipeline_arguments, pipeline_config_from_args
+from srender_ros.backends.generators.registry import GENERATOR_NAMES
+from srender_ros.backends.render.registry import RENDERER_NAMES
+from srender_ros.engine.config import PipelineConfig
 from srender_ros.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -26,7 +31,7 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("world and generation")
     g.add_argument("--world-dir", default=None,
                    help="where worlds are kept (default $SRENDER_WORLD_DIR or ~/.cache/srender/worlds)")
-    g.add_argument("--generator", choices=["procedural", "diffusers"], default="procedural",
+    g.add_argument("--generator", choices=list(GENERATOR_NAMES), default=GENERATOR_NAMES[0],
                    help="keyframe source (default procedural: a deterministic scene seeded by the prompt)")
     g.add_argument("--model", default=None, help="diffusers: local inpainting pipeline folder")
     g.add_argument("--depth-model", default=None, help="diffusers: local transformers depth-estimation model folder")
@@ -37,29 +42,19 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--guidance", type=float, default=None, help="diffusers: classifier-free guidance scale")
     g.add_argument("--refine-strength", type=float, default=None,
                    help="diffusers: strength of the optional light image-to-image pass over each keyframe (0 = off)")
-    g.add_argument("--renderer", choices=["auto", "cpu", "gsplat"], default="auto", help="rasterizer (default auto)")
-    g.add_argument("--scheduler", choices=["coverage", "uniform", "learned"], default="coverage",
-                   help="where keyframes go (default coverage)")
-    g.add_argument("--keyframes", type=int, default=8, help="keyframe count for --scheduler uniform")
-    g.add_argument("--coverage-threshold", type=float, default=0.02,
-                   help="tau: uncovered fraction of a view that triggers a keyframe (default 0.02)")
-    g.add_argument("--chunk-size", type=int, default=30, help="poses rendered per chunk")
-    g.add_argument("--seed", type=int, default=0, help="base seed for keyframe generation")
-    g.add_argument("--refine", action="store_true",
-                   help="photometric refinement of the world against its keyframes after new keyframes (slow on CPU)")
-    g.add_argument("--refine-iterations", type=int, default=200, help="optimizer steps per refinement (default 200)")
+    g.add_argument("--renderer", choices=list(RENDERER_NAMES), default="auto", help="rasterizer (default auto)")
+    add_pipeline_arguments(g)
 
 
-def pipeline_config(args: argparse.Namespace) -> Any:
-    from srender_ros.core.pipeline import PipelineConfig
+def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig of ``srender render``-style arguments."""
+    return pipeline_config_from_args(args)
 
-    refine = None
-    if getattr(args, "refine", False):
-        from srender_ros.core.refine import RefineConfig
 
-        refine = RefineConfig(iterations=args.refine_iterations, device=args.device)
-    return PipelineConfig(scheduler=args.scheduler, coverage_threshold=args.coverage_threshold,
-                          uniform_keyframes=args.keyframes, chunk_size=args.chunk_size, seed=args.seed, refine=refine)
+def app_config(args: argparse.Namespace) -> AppConfig:
+    """The composition root's configuration of ``srender render``-style arguments."""
+    return AppConfig(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
+                     generator_settings=generator_settings(args), pipeline=pipeline_config(args))
 
 
 def generator_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,7 +79,7 @@ def load_image(path: str) -> NDArray[np.float32]:
     return (cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("render", help="render every pose of a trajectory file",
                        description="Render every pose of a trajectory in the world of a prompt.")
     p.add_argument("--prompt", required=True, help="environment prompt, e.g. 'a cluttered warehouse aisle'")
@@ -108,17 +103,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from srender_ros.app.compose import build_pipeline
     from srender_ros.cli.render_session import (
         SessionOutputs,
-        build_pipeline,
         camera_from_args,
         run_session,
         summary_table,
         trajectory_span,
     )
-    from srender_ros.core.pipeline import RenderJob
     from srender_ros.core.resample import normalize_world_up, resample
     from srender_ros.core.trajectory_io import load_trajectory
+    from srender_ros.engine.pipeline import RenderJob
 
     if args.ground_truth_dir and args.generator != "procedural":
         raise InputError("--ground-truth-dir needs --generator procedural (only it has exact ground truth)")
@@ -133,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
         if abs(rate_hz - args.fps) > 0.01 * args.fps:
             traj = resample(traj, rate_hz=args.fps)
     traj, _ = normalize_world_up(traj, args.world_up)
-    config = pipeline_config(args)
-    pipeline = build_pipeline(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
-                              generator_settings=generator_settings(args), config=config)
+    pipeline = build_pipeline(app_config(args))
     image = load_image(args.image) if args.image else None
     job = RenderJob(prompt=args.prompt, trajectory=traj, intrinsics=camera, initial_image=image)
     fps = args.fps or ((len(traj) - 1) / traj.duration_s if traj.duration_s > 0 else 30.0)

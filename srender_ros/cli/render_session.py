@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 from srender_ros.cli.outputs import VideoWriter, write_json, write_png
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import psnr_db, ssim
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, RenderJob
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.engine.pipeline import Pipeline, RenderJob
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +139,6 @@ def run_session(pipeline: Pipeline, job: RenderJob, fps: float, outputs: Session
         write_json(outputs.metrics_json, metrics)
     result.metrics = metrics
     return result
-
-
-def build_pipeline(*, world_dir: str | None, renderer: str, generator: str, generator_settings: dict[str, Any],
-                   config: PipelineConfig) -> Pipeline:
-    """Wire store, renderer and generator into a Pipeline (heavy imports happen here)."""
-    from srender_ros.core.store import WorldStore
-    from srender_ros.generators.registry import make_generator
-    from srender_ros.render.registry import get_renderer
-
-    return Pipeline(WorldStore(world_dir), get_renderer(renderer), make_generator(generator, **generator_settings), config)
 
 
 def summary_table(metrics: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ def _add_label_args(p: argparse.ArgumentParser, samples: int, seed: int) -> None
 
 
 def _label_config(args: argparse.Namespace) -> Any:
-    from srender_ros.learned.data import LabelConfig
+    from srender_ros.tooling.learned.labels import LabelConfig
 
     kw: dict[str, Any] = {}
     for arg, name in (("tau", "coverage_threshold"), ("min_duration", "min_duration_s"), ("max_duration", "max_duration_s"),
@@ -55,12 +55,12 @@ def _sha256(path: Path) -> str:
 
 
 def _make_labels(args: argparse.Namespace, out: Path | None) -> list[Any]:
-    from srender_ros.learned.data import generate_labels, save_labels
+    from srender_ros.tooling.learned.labels import generate_labels, save_labels
 
     cfg = _label_config(args)
     t0 = time.perf_counter()
     if not getattr(args, "verbose", False):  # one line per label is enough; the pipeline logs every keyframe
-        logging.getLogger("srender_ros.core.pipeline").setLevel(logging.WARNING)
+        logging.getLogger("srender_ros.engine.pipeline").setLevel(logging.WARNING)
 
     def progress(i: int, s: Any) -> None:
         print(f"  label {i + 1}/{args.samples}: {s.spec.family:<13} {s.spec.scene:<9} {s.spec.duration_s:6.2f} s "
@@ -75,7 +75,7 @@ def _make_labels(args: argparse.Namespace, out: Path | None) -> list[Any]:
 
 
 def _read_labels(paths: list[str]) -> tuple[list[Any], list[dict[str, Any]]]:
-    from srender_ros.learned.data import load_labels
+    from srender_ros.tooling.learned.labels import load_labels
 
     samples: list[Any] = []
     sources = []
@@ -99,9 +99,9 @@ def run_labels(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from srender_ros.learned.data import source_version
-    from srender_ros.learned.model import ModelConfig, count_parameters
-    from srender_ros.learned.train import TrainConfig, fit, save_model
+    from srender_ros.backends.learned.model import ModelConfig, count_parameters
+    from srender_ros.tooling.learned.labels import source_version
+    from srender_ros.tooling.learned.train import TrainConfig, fit, save_model
 
     out = Path(args.out)
     if args.labels:
@@ -133,8 +133,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
-    from srender_ros.learned.train import count_metrics, predict_counts
+    from srender_ros.backends.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
+    from srender_ros.tooling.learned.train import count_metrics, predict_counts
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
     samples = _read_labels(args.labels)[0] if args.labels else _make_labels(args, None)
@@ -153,11 +153,11 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from srender_ros.backends.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
     from srender_ros.cli.render_cmd import load_image
     from srender_ros.core.camera import Intrinsics
     from srender_ros.core.resample import normalize_world_up
     from srender_ros.core.trajectory_io import load_trajectory
-    from srender_ros.learned.predictor import DEFAULT_WEIGHTS_DIR, KeyframeCountPredictor
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)
     traj = load_trajectory(args.trajectory, pose_frame=args.pose_frame, fps=args.fps)

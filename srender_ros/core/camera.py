@@ -1,4 +1,4 @@
-"""Pinhole camera intrinsics (no distortion) in pixels, optical convention."""
+"""Pinhole camera intrinsics (no distortion) in pixels, optical convention, and crops between cameras."""
 
 from __future__ import annotations
 
@@ -82,9 +82,40 @@ class Intrinsics:
         sx, sy = w / self.width_px, h / self.height_px
         return Intrinsics(w, h, self.fx_px * sx, self.fy_px * sy, self.cx_px * sx, self.cy_px * sy)
 
+    def overscanned(self, factor: float) -> Intrinsics:
+        """A wider image around the same optical axis and focal length (``factor`` x the size; <= 1: self)."""
+        if factor <= 1.0:
+            return self
+        w = int(round(self.width_px * factor))
+        h = int(round(self.height_px * factor))
+        return Intrinsics(w, h, self.fx_px, self.fy_px, self.cx_px + (w - self.width_px) / 2.0,
+                          self.cy_px + (h - self.height_px) / 2.0)
+
     def pixel_rays(self) -> NDArray[np.float64]:
         """[H, W, 3] ray directions in the optical frame with z = 1, through pixel centres (+0.5)."""
         u = np.arange(self.width_px, dtype=np.float64) + 0.5
         v = np.arange(self.height_px, dtype=np.float64) + 0.5
         uu, vv = np.meshgrid(u, v)
         return np.stack([(uu - self.cx_px) / self.fx_px, (vv - self.cy_px) / self.fy_px, np.ones_like(uu)], -1)
+
+
+def crop_to_camera(rgb: NDArray[np.floating], image_K: Intrinsics, camera: Intrinsics) -> NDArray[np.float32]:
+    """The view of ``camera`` inside an image taken with ``image_K`` (same focal length, e.g. overscanned).
+
+    Args:
+        rgb: [H', W', 3] image taken with ``image_K``.
+        image_K: the image's intrinsics. camera: the (smaller) camera to crop to.
+    Returns:
+        [H, W, 3] float32, the crop the camera sees; a fractional offset (an odd overscan margin) is
+        interpolated linearly. The whole image if the view does not fit.
+    """
+    img = np.asarray(rgb, dtype=np.float32)
+    dx, dy = image_K.cx_px - camera.cx_px, image_K.cy_px - camera.cy_px
+    H, W = camera.height_px, camera.width_px
+    x0, y0 = int(np.floor(dx)), int(np.floor(dy))
+    fx, fy = dx - x0, dy - y0
+    if x0 < 0 or y0 < 0 or y0 + H + (fy > 0) > img.shape[0] or x0 + W + (fx > 0) > img.shape[1]:
+        return img
+    rows = (1 - fy) * img[y0:y0 + H] + (fy * img[y0 + 1:y0 + H + 1] if fy > 0 else 0.0)
+    return np.asarray((1 - fx) * rows[:, x0:x0 + W] + (fx * rows[:, x0 + 1:x0 + W + 1] if fx > 0 else 0.0),
+                      dtype=np.float32)

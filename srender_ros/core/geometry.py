@@ -92,7 +92,7 @@ def matrix_to_quat_wxyz(R: FloatArray) -> NDArray[np.float64]:
                    (r[..., 1, 2] + r[..., 2, 1]) / s, s / 4], -1)
     q = np.choose(k[..., None], [q0, q1, q2, q3])
     q = q * np.where(q[..., :1] < 0, -1.0, 1.0)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.asarray(q / np.linalg.norm(q, axis=-1, keepdims=True), dtype=np.float64)
 
 
 def xyzw_to_wxyz(q_xyzw: FloatArray) -> NDArray[np.float64]:
@@ -129,7 +129,7 @@ def slerp_wxyz(q0_wxyz: FloatArray, q1_wxyz: FloatArray, t: FloatArray) -> NDArr
     w0 = np.where(near, 1.0 - t, np.sin((1.0 - t) * theta) / safe)
     w1 = np.where(near, t, np.sin(t * theta) / safe)
     q = w0 * q0 + w1 * q1
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.asarray(q / np.linalg.norm(q, axis=-1, keepdims=True), dtype=np.float64)
 
 
 def make_transform(R: FloatArray, t: FloatArray) -> NDArray[np.float64]:

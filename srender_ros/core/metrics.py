@@ -37,4 +37,5 @@ def ssim(pred: NDArray[np.floating], target: NDArray[np.floating], max_value: fl
 def hole_fraction(alpha: NDArray[np.floating], threshold: float = 0.5) -> NDArray[np.float64]:
     """[B, H, W] alpha -> [B] fraction of pixels with alpha below ``threshold``."""
     a = np.asarray(alpha)
-    return np.mean(a.reshape(a.shape[0], -1) < threshold, axis=1).astype(np.float64)
+    frac: NDArray[np.float64] = np.mean(a.reshape(a.shape[0], -1) < threshold, axis=1).astype(np.float64)
+    return frac

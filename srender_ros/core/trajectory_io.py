@@ -436,7 +436,7 @@ def load_euroc(path: str | Path, pose_frame: PoseFrame | str | None = None, fram
                                     row_labels=labels)
 
 
-# libyaml's parser when present: ~3x faster on long paths; both are safe loaders (no arbitrary objects).
+# libyaml's parser when present (faster on long paths); both are safe loaders (no arbitrary objects).
 _SafeLoaderBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -444,7 +444,7 @@ class _LineLoader(_SafeLoaderBase):
     """Safe YAML loader that records 1-based line numbers: the mapping's under '__line__', each key's under '__lines__'."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = dict(super().construct_mapping(node, deep=deep))
         mapping["__line__"] = node.start_mark.line + 1
         mapping["__lines__"] = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
         return mapping

@@ -41,7 +41,8 @@ def rgb_to_sh_dc(rgb: NDArray[np.floating]) -> NDArray[np.float32]:
 
 def sh_dc_to_rgb(sh_dc: NDArray[np.floating]) -> NDArray[np.float32]:
     """[..., 3] zeroth-order SH coefficients -> [..., 3] colours (clamped at 0 like gsplat)."""
-    return np.maximum(np.asarray(sh_dc, dtype=np.float32) * SH_C0 + 0.5, 0.0).astype(np.float32)
+    rgb: NDArray[np.float32] = np.maximum(np.asarray(sh_dc, dtype=np.float32) * SH_C0 + 0.5, 0.0).astype(np.float32)
+    return rgb
 
 
 @dataclass(frozen=True, eq=False)

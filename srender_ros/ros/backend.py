@@ -10,13 +10,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from srender_ros.core.pipeline import Pipeline, PipelineConfig, SchedulerKind
+from srender_ros.app.compose import AppConfig, build_generator, build_pipeline, build_renderer, build_store
+from srender_ros.app.options import pipeline_config_from_values
+from srender_ros.engine.config import PipelineConfig
+from srender_ros.engine.pipeline import Pipeline
 from srender_ros.errors import BackendUnavailableError, SrenderError
 from srender_ros.ros.config import NodeConfig
 
 if TYPE_CHECKING:
     from srender_ros.core.camera import Intrinsics
-    from srender_ros.generators.protocol import Keyframe, KeyframeGenerator, KeyframeRequest
+    from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
 
 #: NodeConfig fields that need a new generator when they change.
 GENERATOR_FIELDS = ("generator", "model_path", "depth_model_path", "t2i_model_path", "device", "seed")
@@ -32,9 +35,22 @@ class WorldSummary(NamedTuple):
 
 def pipeline_config(cfg: NodeConfig) -> PipelineConfig:
     """The PipelineConfig of a NodeConfig (raises InputError for combinations the pipeline refuses)."""
-    return PipelineConfig(scheduler=SchedulerKind(cfg.scheduler), coverage_threshold=cfg.coverage_threshold,
-                          uniform_keyframes=cfg.uniform_keyframes, chunk_size=cfg.chunk_size,
-                          max_keyframes_per_request=cfg.max_keyframes_per_request, seed=cfg.seed)
+    return pipeline_config_from_values(cfg.as_params(), refine=cfg.refine, refine_iterations=cfg.refine_iterations,
+                                       refine_device=cfg.device)
+
+
+def app_config(cfg: NodeConfig) -> AppConfig:
+    """The composition root's configuration of a NodeConfig."""
+    return AppConfig(world_dir=cfg.world_path, memory_budget_bytes=cfg.memory_budget_bytes, renderer=cfg.renderer,
+                     generator=cfg.generator, generator_settings=generator_settings(cfg), pipeline=pipeline_config(cfg))
+
+
+def generator_settings(cfg: NodeConfig) -> dict[str, Any]:
+    """The generator's settings from the node's parameters."""
+    if cfg.generator == "procedural":
+        return {}
+    return {"model_path": cfg.model_path or None, "depth_model_path": cfg.depth_model_path or None,
+            "t2i_model_path": cfg.t2i_model_path or None, "device": cfg.device, "seed": cfg.seed}
 
 
 def intrinsics_of(cfg: NodeConfig) -> Intrinsics:
@@ -74,11 +90,9 @@ class Backend:
     """
 
     def __init__(self, cfg: NodeConfig) -> None:
-        from srender_ros.core.store import WorldStore
-        from srender_ros.render.registry import get_renderer
-
-        self.store = WorldStore(cfg.world_path, cfg.memory_budget_bytes)
-        self.renderer = get_renderer(cfg.renderer)
+        app = app_config(cfg)
+        self.store = build_store(app)
+        self.renderer = build_renderer(app.renderer)
         self._lock = threading.Lock()
         self._generator: SerializedGenerator | None = None
         self._generator_key: tuple[Any, ...] | None = None
@@ -111,19 +125,14 @@ class Backend:
                 assert self._generator_error is not None
                 raise type(self._generator_error)(str(self._generator_error))
             if self._pipeline is None or self._pipeline_key != pipe_key:
-                self._pipeline = Pipeline(self.store, self.renderer, self._generator, pipeline_config(cfg))
+                self._pipeline = build_pipeline(app_config(cfg), store=self.store, renderer=self.renderer,
+                                                generator=self._generator)
                 self._pipeline_key = pipe_key
             return self._pipeline
 
     @staticmethod
     def _make_generator(cfg: NodeConfig) -> KeyframeGenerator:
-        from srender_ros.generators.registry import make_generator
-
-        if cfg.generator == "procedural":
-            return make_generator("procedural")
-        return make_generator(cfg.generator, model_path=cfg.model_path or None,
-                              depth_model_path=cfg.depth_model_path or None,
-                              t2i_model_path=cfg.t2i_model_path or None, device=cfg.device, seed=cfg.seed)
+        return build_generator(cfg.generator, generator_settings(cfg))
 
     def world_info(self, pipeline: Pipeline, environment: str) -> WorldSummary:
         """World id, Gaussian and keyframe counts of ``environment`` (loads or creates its world)."""

@@ -15,11 +15,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from srender_ros.app.options import REFINE_ITERATIONS_PER_CHUNK, pipeline_default
+from srender_ros.backends.generators.registry import GENERATOR_NAMES
+from srender_ros.backends.render.registry import RENDERER_NAMES
+from srender_ros.engine.scheduler import SchedulerKind
 from srender_ros.errors import InputError
 
-GENERATORS = ("procedural", "diffusers")
-RENDERERS = ("auto", "cpu", "gsplat")
-SCHEDULERS = ("coverage", "uniform", "learned")
+GENERATORS = GENERATOR_NAMES
+RENDERERS = RENDERER_NAMES
+SCHEDULERS = tuple(k.value for k in SchedulerKind)
 POSE_FRAMES = ("body", "optical")
 PUBLISH_MODES = ("fast", "paced")
 IMAGE_QOS = ("reliable", "sensor_data")
@@ -46,12 +50,23 @@ class NodeConfig:
     world_frame_id: str = ""
     pose_frame: str = "body"
     path_rate_hz: float = 30.0
-    scheduler: str = "coverage"
-    coverage_threshold: float = 0.02
-    uniform_keyframes: int = 8
-    max_keyframes_per_request: int = 64
-    chunk_size: int = 30
-    seed: int = 0
+    # The pipeline's settings: defaults come from PipelineConfig (app/options.py maps them).
+    scheduler: str = pipeline_default("scheduler")
+    coverage_threshold: float = pipeline_default("coverage_threshold")
+    uniform_keyframes: int = pipeline_default("uniform_keyframes")
+    max_keyframes_per_request: int = pipeline_default("max_keyframes_per_request")
+    chunk_size: int = pipeline_default("chunk_size")
+    seed: int = pipeline_default("seed")
+    coverage_scale: float = pipeline_default("coverage_scale")
+    coverage_alpha: float = pipeline_default("coverage_alpha")
+    keyframe_overscan: float = pipeline_default("keyframe_overscan")
+    keyframe_lookahead: int = pipeline_default("keyframe_lookahead")
+    lookahead_max_uncovered: float = pipeline_default("lookahead_max_uncovered")
+    max_footprint_px: float = pipeline_default("max_footprint_px")
+    coarse_weight: float = pipeline_default("coarse_weight")
+    fill_holes: bool = pipeline_default("fill_holes")
+    refine: bool = False
+    refine_iterations: int = REFINE_ITERATIONS_PER_CHUNK
     publish_mode: str = "fast"
     image_qos: str = "reliable"
     qos_depth: int = 30
@@ -210,6 +225,26 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "the world has).", min_value=0, max_value=10000),
     ParamSpec("chunk_size", int, "Poses rendered and published per chunk.", min_value=1, max_value=10000),
     ParamSpec("seed", int, "Seed of keyframe generation.", min_value=0, max_value=2**31 - 1),
+    ParamSpec("coverage_scale", float, "Resolution of coverage renders relative to the camera.",
+              min_value=0.01, max_value=1.0),
+    ParamSpec("coverage_alpha", float, "Alpha from which a coverage pixel counts as covered (keep it at lifting's "
+              "0.5).", min_value=0.01, max_value=0.99),
+    ParamSpec("keyframe_overscan", float, "Keyframes are generated this much wider than the camera (same focal "
+              "length), so content just outside the view is in the world when the camera turns.",
+              min_value=1.0, max_value=2.0),
+    ParamSpec("keyframe_lookahead", int, "A triggered keyframe may be placed up to this many poses ahead "
+              "(0: at the pose).", min_value=0, max_value=10000),
+    ParamSpec("lookahead_max_uncovered", float, "How uncovered a pose ahead may be to take the keyframe.",
+              min_value=0.0, max_value=0.999),
+    ParamSpec("max_footprint_px", float, "Detail rule: world Gaussians appearing larger than this many pixels "
+              "count as uncovered (0: alpha only).", min_value=0.0, max_value=1000.0),
+    ParamSpec("coarse_weight", float, "Weight of a too-coarse pixel relative to an empty one.",
+              min_value=0.0, max_value=1.0),
+    ParamSpec("fill_holes", bool, "Composite frames over the world's surrounding colour instead of black "
+              "(depth keeps NaN where empty)."),
+    ParamSpec("refine", bool, "Photometric refinement of the world after every chunk that added keyframes "
+              "(slow on CPU; docs/refine.md)."),
+    ParamSpec("refine_iterations", int, "Optimizer steps per refinement.", min_value=1, max_value=1000000),
     ParamSpec("publish_mode", str, "fast: publish frames as soon as rendered; paced: at their stamps on the "
               "node clock (use_sim_time respected).", choices=PUBLISH_MODES),
     ParamSpec("image_qos", str, "QoS of image, depth and CameraInfo publishers: reliable or sensor_data "

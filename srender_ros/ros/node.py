@@ -30,8 +30,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CameraInfo, Image
 
 from srender_ros.core.camera import Intrinsics
-from srender_ros.core.pipeline import RenderJob
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.engine.pipeline import RenderJob
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import KeyframeSchedule, RenderRequest, WorldStatus
 from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldSummary, intrinsics_of, pipeline_config

@@ -1,0 +1,1 @@
+"""Photometric refinement of a world against its keyframes (the ``Refiner`` port). Imports torch."""
