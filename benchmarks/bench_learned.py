@@ -205,7 +205,8 @@ def bench_quality(args: argparse.Namespace) -> dict[str, Any]:
     from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.camera import Intrinsics
     from srender_ros.core.store import WorldStore
-    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, SchedulerKind
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig
+    from srender_ros.engine.scheduler import SchedulerKind
     from srender_ros.tooling.learned.labels import LabelConfig, draw_specs, spec_trajectory
 
     pred = KeyframeCountPredictor.from_dir(args.weights or DEFAULT_WEIGHTS_DIR)

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from srender_ros.app.compose import AppConfig, build_pipeline
 from srender_ros.backends.generators.registry import make_generator
-from srender_ros.backends.refine.photometric import RefineConfig
-from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.holes import fill_holes
 from srender_ros.core.metrics import psnr_db, ssim
+from srender_ros.core.ports.refine import RefineConfig
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
-from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+from srender_ros.engine.pipeline import PipelineConfig, RenderJob
 
 #: (name, trajectory generator, prompt, kind) — smooth handheld-like paths and faster rotating ones.
 PATHS = [
@@ -53,7 +53,7 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
     fill = config.fill_holes
     config = replace(config, fill_holes=False)
     with tempfile.TemporaryDirectory() as tmp:
-        pipe = Pipeline(WorldStore(tmp), get_renderer(renderer_name), gen, config)
+        pipe = build_pipeline(AppConfig(renderer=renderer_name, pipeline=config), store=WorldStore(tmp), generator=gen)
         run = pipe.run(RenderJob(prompt=prompt, trajectory=traj, intrinsics=camera))
         psnrs, ssims, psnrs_raw = [], [], []
         t0 = time.perf_counter()

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 from srender_ros.backends.generators.registry import make_generator
-from srender_ros.backends.refine.photometric import RefineConfig, refine_world
+from srender_ros.backends.refine.photometric import refine_world
 from srender_ros.backends.render.registry import get_renderer
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import psnr_db, ssim
+from srender_ros.core.ports.refine import RefineConfig
 from srender_ros.core.ports.render import Renderer
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory

@@ -221,11 +221,12 @@ def test_dinov2_class_token_from_a_local_folder(tmp_path: Path) -> None:
 
 
 def test_oracle_labels_match_a_real_pipeline_run_and_learned_scheduler_runs(tmp_path: Path) -> None:
+    from srender_ros.app.compose import AppConfig, build_pipeline
     from srender_ros.backends.generators.registry import make_generator
     from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.store import WorldStore
-    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
-    from srender_ros.engine.scheduler import uniform_indices
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+    from srender_ros.engine.scheduler import SchedulerKind, uniform_indices
     from srender_ros.tooling.learned.labels import LabelSpec, label_pipeline_config, oracle_label, spec_trajectory
 
     cfg = LabelConfig(width_px=32, height_px=24)
@@ -244,8 +245,8 @@ def test_oracle_labels_match_a_real_pipeline_run_and_learned_scheduler_runs(tmp_
     # scheduler=learned makes the first keyframe, predicts the count from the path and the camera's
     # view of that keyframe (the shipped weights), plans it uniformly, and coverage may add more.
     cam = cfg.intrinsics
-    learned = Pipeline(WorldStore(tmp_path / "learned"), renderer, generator,
-                       PipelineConfig(scheduler=SchedulerKind.LEARNED, coverage_scale=0.5))
+    learned = build_pipeline(AppConfig(pipeline=PipelineConfig(scheduler=SchedulerKind.LEARNED, coverage_scale=0.5)),
+                             store=WorldStore(tmp_path / "learned"), renderer=renderer, generator=generator)
     run = learned.run(RenderJob(spec.prompt, traj, cam))
     assert sum(len(c.indices) for c in run) == len(traj)
     first_view = generator.ground_truth(spec.prompt, cam, traj.T_world_cam[:1]).rgb[0]
@@ -262,7 +263,8 @@ def test_learned_scheduler_predicts_from_the_first_keyframes_camera_view(tmp_pat
     from srender_ros.backends.render.registry import get_renderer
     from srender_ros.core.store import WorldStore
     from srender_ros.core.trajectory_gen import make_trajectory
-    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob, SchedulerKind
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+    from srender_ros.engine.scheduler import SchedulerKind
 
     seen: list[np.ndarray | None] = []
 

@@ -215,7 +215,7 @@ def test_refining_a_lifted_world_improves_held_out_views() -> None:
         kf = r.render(truth, K, T[None])
         view = r.render(world, K, T[None]) if len(world) else None
         world = world.concat(lift_keyframe(kf.rgb[0], kf.depth_m[0], K, T, None if view is None else view.alpha[0],
-                                           None if view is None else view.depth_m[0]))
+                                           None if view is None else view.depth_m[0])[0])
         kfs.append(KeyframeRecord(len(kfs), T, K, kf.rgb[0], kf.depth_m[0]))
     held_out = np.stack([pose(-0.25, 0.05), pose(0.25), pose(0.1, -0.05, 0.15, 0.08)])
     gt = r.render(truth, K, held_out).rgb
