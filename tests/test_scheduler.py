@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.coverage import Coverage
 from srender_ros.engine.scheduler import (
     KeyframeRule,
@@ -14,6 +15,13 @@ from srender_ros.engine.scheduler import (
     WalkSettings,
     uniform_indices,
 )
+
+_NAMES = {"lookahead": "keyframe_lookahead", "max_keyframes": "max_keyframes_per_request"}
+
+
+def walk_settings(**changes: object) -> WalkSettings:
+    """The walk's settings of a PipelineConfig with ``changes`` (walk names accepted)."""
+    return PipelineConfig(**{_NAMES.get(k, k): v for k, v in changes.items()}).walk_settings()  # type: ignore[arg-type]
 
 
 class FakeWorld:
@@ -39,8 +47,8 @@ class FakeWorld:
         self.covered[max(0, k - self.back):k + self.ahead + 1] = True
 
 
-def _walk(world: FakeWorld, chunk: int = 10, **settings: object) -> KeyframeWalk:
-    walk = KeyframeWalk(WalkSettings(**settings), world.n, world.coverage, world.make)  # type: ignore[arg-type]
+def _walk(world: FakeWorld, chunk: int = 10, **kw: object) -> KeyframeWalk:
+    walk = KeyframeWalk(walk_settings(**kw), world.n, world.coverage, world.make)  # type: ignore[arg-type]
     for s in range(0, world.n, chunk):
         walk.walk(s, min(world.n, s + chunk))
     return walk
@@ -64,7 +72,7 @@ def test_lookahead_places_the_keyframe_ahead_within_the_chunk() -> None:
     assert [k for k, _ in world.made][:2] == [0, 4]
     # With poses ahead partly covered (below the lookahead limit), the keyframe goes as far as allowed.
     world2 = FakeWorld(20, ahead=3, back=4, residual=0.05)
-    walk2 = KeyframeWalk(WalkSettings(lookahead=3, lookahead_max_uncovered=0.1, coverage_threshold=0.5),
+    walk2 = KeyframeWalk(walk_settings(lookahead=3, lookahead_max_uncovered=0.1, coverage_threshold=0.5),
                          world2.n, world2.coverage, world2.make)
     world2.covered[:] = True   # everything is half-covered: residual 0.05 everywhere...
     world2.made.append((-1, "pre-existing"))
@@ -100,7 +108,7 @@ def _coarse_walk(coarse_weight: float) -> tuple[KeyframeWalk, list[int]]:
         made.append(k)
         coarse[k:] = 0.0
 
-    walk = KeyframeWalk(WalkSettings(lookahead=0, coarse_weight=coarse_weight), 12, coverage, make)
+    walk = KeyframeWalk(walk_settings(lookahead=0, coarse_weight=coarse_weight), 12, coverage, make)
     walk.walk(0, 12)
     return walk, made
 
@@ -116,7 +124,7 @@ def test_detail_counts_coarse_pixels_at_their_weight() -> None:
 def test_cap_keeps_planned_keyframes_ahead() -> None:
     """learned: 3 keyframes planned, a cap of 4; the coverage rule asks early and often."""
     world = FakeWorld(40, ahead=0)
-    walk = KeyframeWalk(WalkSettings(scheduler=SchedulerKind.LEARNED, max_keyframes=4, lookahead=0), world.n,
+    walk = KeyframeWalk(walk_settings(scheduler=SchedulerKind.LEARNED, max_keyframes=4, lookahead=0), world.n,
                         world.coverage, world.make)
     assert walk.wants_first_keyframe(world_empty=True)
     walk.make_first_keyframe(lambda: 4)          # plan: uniform 4 over 40 poses, pose 0 already made
@@ -131,7 +139,7 @@ def test_cap_keeps_planned_keyframes_ahead() -> None:
 def test_learned_first_keyframe_is_made_before_the_count_is_predicted() -> None:
     world = FakeWorld(20, ahead=40)
     seen: list[int] = []
-    walk = KeyframeWalk(WalkSettings(scheduler=SchedulerKind.LEARNED), world.n, world.coverage, world.make)
+    walk = KeyframeWalk(walk_settings(scheduler=SchedulerKind.LEARNED), world.n, world.coverage, world.make)
     walk.make_first_keyframe(lambda: seen.append(len(world.made)) or 1)
     assert seen == [1] and walk.schedule.keyframes[0].kind is ReasonKind.NEW_WORLD
     assert not walk.wants_first_keyframe(world_empty=False)

@@ -11,6 +11,7 @@ DEMO_PROMPT = "a cluttered warehouse aisle"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    from srender_ros.backends.render.registry import RENDERER_NAMES
     from srender_ros.cli.render_cmd import add_camera_args
 
     p = sub.add_parser("demo", help="render a built-in 20 s walk through a procedural world",
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     p.add_argument("--trajectory-kind", default="walk", help="built-in trajectory generator (default walk)")
     p.add_argument("--duration-s", type=float, default=20.0)
     p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--renderer", choices=["auto", "cpu", "gsplat"], default="auto")
+    p.add_argument("--renderer", choices=list(RENDERER_NAMES), default="auto")
     p.add_argument("--fresh", action="store_true", help="start from an empty world (default: keep the demo's world)")
     p.add_argument("--no-progress", action="store_true")
     add_camera_args(p)

@@ -26,7 +26,7 @@ def _add_label_args(p: argparse.ArgumentParser, samples: int, seed: int) -> None
     g = p.add_argument_group("oracle labels")
     g.add_argument("--samples", type=int, default=samples, help=f"trajectories to label (default {samples})")
     g.add_argument("--seed", type=int, default=seed, help=f"seed of the drawn trajectories and worlds (default {seed})")
-    g.add_argument("--tau", type=float, default=None, help="coverage threshold of the oracle (default: the pipeline's, 0.02)")
+    g.add_argument("--tau", type=float, default=None, help="coverage threshold of the oracle (default: the pipeline's)")
     g.add_argument("--families", default=None, help="comma-separated trajectory families (default: all)")
     g.add_argument("--scenes", default=None, help="comma-separated scene families (default: all)")
     g.add_argument("--min-duration", type=float, default=None, help="shortest trajectory, s (default 2)")

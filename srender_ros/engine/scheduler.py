@@ -85,9 +85,9 @@ class Schedule:
 
     scheduler: SchedulerKind
     coverage: NDArray[np.float32]
+    coverage_threshold: float
     keyframes: list[KeyframeDecision] = field(default_factory=list)
     predicted_count: int = -1
-    coverage_threshold: float = 0.02
 
     @property
     def keyframe_indices(self) -> list[int]:
@@ -172,16 +172,19 @@ NEW_WORLD_REASON = "new world: nothing to render from yet"
 
 @dataclass(frozen=True)
 class WalkSettings:
-    """The scheduler's part of the pipeline settings (see PipelineConfig for each one's meaning)."""
+    """The scheduler's part of the pipeline settings, made by ``PipelineConfig.walk_settings()``.
 
-    scheduler: SchedulerKind = SchedulerKind.COVERAGE
-    coverage_threshold: float = 0.02
-    uniform_keyframes: int = 8
-    max_keyframes: int = 64
-    lookahead: int = 8
-    lookahead_max_uncovered: float = 0.1
-    coarse_weight: float = 0.1
-    detail_in_reasons: bool = True
+    No defaults here: they live in PipelineConfig (see it for each one's meaning).
+    """
+
+    scheduler: SchedulerKind
+    coverage_threshold: float
+    uniform_keyframes: int
+    max_keyframes: int
+    lookahead: int
+    lookahead_max_uncovered: float
+    coarse_weight: float
+    detail_in_reasons: bool
 
 
 #: (start, end) -> coverage of poses [start, end) in the world as it is now.

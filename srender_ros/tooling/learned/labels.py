@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from srender_ros.backends.learned.features import IMAGE_SIDE_PX, prepare_image
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.engine.config import PipelineConfig
 from srender_ros.errors import InputError, TrajectoryError
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ INDOOR_SCENES = frozenset({"room", "office", "kitchen", "warehouse"})
 #: Format version of the label cache (bump when fields change).
 LABELS_FORMAT = 1
 
+
+#: The oracle follows the pipeline: its defaults are the pipeline's.
+_PIPELINE = PipelineConfig()
 
 @dataclass(frozen=True)
 class LabelConfig:
@@ -62,16 +66,16 @@ class LabelConfig:
         scenes: scene families to draw from.
     """
 
-    coverage_threshold: float = 0.02
-    coverage_scale: float = 0.5
-    keyframe_overscan: float = 1.25
+    coverage_threshold: float = _PIPELINE.coverage_threshold
+    coverage_scale: float = _PIPELINE.coverage_scale
+    keyframe_overscan: float = _PIPELINE.keyframe_overscan
     width_px: int = 80
     height_px: int = 60
     hfov_deg: float = 90.0
     fps: float = 10.0
     min_duration_s: float = 2.0
     max_duration_s: float = 60.0
-    max_keyframes: int = 64
+    max_keyframes: int = _PIPELINE.max_keyframes_per_request
     families: tuple[str, ...] = TRAJECTORY_FAMILIES
     scenes: tuple[str, ...] = SCENE_FAMILIES
 
