@@ -102,9 +102,9 @@ def plan_conversion(src: Typestore, dst: Typestore, ros1_type: str) -> tuple[Typ
     """
     ros2_type = RENAMES.get(ros1_type, ros1_type)
     try:
+        needed = _closure(src, ros1_type)
         kept = ros2_type not in dst.fielddefs
         if kept:
-            needed = _closure(src, ros1_type)
             missing = {(ros2_type if k == ros1_type else k): v for k, v in needed.items()
                        if k != HEADER and k not in dst.fielddefs}
             dst.register(missing)
@@ -117,17 +117,24 @@ def plan_conversion(src: Typestore, dst: Typestore, ros1_type: str) -> tuple[Typ
         dst.generate_msgdef(ros2_type, ros_version=2)  # the output needs a definition: fail here, not later
         return TypeConversion(ros1_type, ros2_type, kind), conv
     except Exception as exc:
-        return TypeConversion(ros1_type, ros2_type, Conversion.SKIPPED, f"{type(exc).__name__}: {exc}"), None
+        reason = str(exc) if isinstance(exc, BagError) else f"{type(exc).__name__}: {exc}"
+        return TypeConversion(ros1_type, ros2_type, Conversion.SKIPPED, reason), None
 
 
 def _closure(store: Typestore, typename: str) -> dict[str, Any]:
-    """``typename`` and every type it uses, as ``{name: (constants, fields)}`` from ``store``."""
+    """``typename`` and every type it uses, as ``{name: (constants, fields)}`` from ``store``.
+
+    Raises:
+        BagError: a used type that no definition in the bag defines.
+    """
     out: dict[str, Any] = {}
     todo = [typename]
     while todo:
         name = todo.pop()
         if name in out:
             continue
+        if name not in store.fielddefs:
+            raise BagError(f"its definition in the bag uses {name}, which the bag does not define")
         out[name] = store.fielddefs[name]
         for _, desc in out[name][1]:
             sub = desc[1][0] if desc[0] in (Nodetype.ARRAY, Nodetype.SEQUENCE) else desc  # (element, size)
@@ -172,7 +179,7 @@ class Ros1InputBag:
         except Exception as exc:
             raise _open_error(self.path, exc) from exc
         self.conversions: dict[str, TypeConversion] = {}
-        self._skipped_topics: list[str] = []
+        self._skipped_topics: list[str] = []  # one summary line per left-out connection
         self._map: dict[int, tuple[Connection, Connection, Converter]] = {}  # ROS 2 id -> (ROS 1, ROS 2, converter)
         try:
             self._plan()
@@ -182,25 +189,26 @@ class Ros1InputBag:
 
     def _plan(self) -> None:
         src, dst = get_typestore(Stores.EMPTY), m.make_typestore()
-        conflicted: set[int] = set()
+        unusable: dict[int, str] = {}  # connection id -> why its definition cannot be used
         for c in self._reader.connections:
-            typs = get_types_from_msg(c.msgdef.data, c.msgtype)
-            clash = [k for k, v in typs.items() if k in src.fielddefs and src.fielddefs[k] != v]
-            if clash:
-                conflicted.add(c.id)
-                continue
-            src.register({k: v for k, v in typs.items() if k not in src.fielddefs})
+            try:
+                typs = get_types_from_msg(c.msgdef.data, c.msgtype)
+                if any(k in src.fielddefs and src.fielddefs[k] != v for k, v in typs.items()):
+                    unusable[c.id] = "defined differently by another connection"
+                    continue
+                src.register({k: v for k, v in typs.items() if k not in src.fielddefs})
+            except Exception as exc:  # a definition rosbags cannot parse: that topic is skipped, the rest read
+                unusable[c.id] = f"its definition in the bag does not parse ({type(exc).__name__}: {exc})"
         converters: dict[str, Converter | None] = {}
         for c in self._reader.connections:
-            if c.id in conflicted:
-                self._skipped_topics.append(f"{c.topic} ({c.msgtype}: defined differently by another connection, "
-                                            f"{c.msgcount} messages left out)")
+            if c.id in unusable:
+                self._skipped_topics.append(f"skipped {c.topic} ({c.msgtype}, {c.msgcount} messages): {unusable[c.id]}")
                 continue
             if c.msgtype not in self.conversions:
                 self.conversions[c.msgtype], converters[c.msgtype] = plan_conversion(src, dst, c.msgtype)
             tc, conv = self.conversions[c.msgtype], converters[c.msgtype]
             if conv is None:
-                self._skipped_topics.append(f"{c.topic} ({c.msgtype}: {tc.reason}; {c.msgcount} messages left out)")
+                self._skipped_topics.append(f"skipped {c.topic} ({c.msgtype}, {c.msgcount} messages): {tc.reason}")
                 continue
             ext = c.ext
             latched = isinstance(ext, ConnectionExtRosbag1) and bool(ext.latching)
@@ -262,9 +270,7 @@ class Ros1InputBag:
         kept = [t.ros2_type for t in tcs if t.kind is Conversion.KEPT]
         if kept:
             lines.append("kept as is (no ROS 2 type; ROS 1 definition written to the output): " + ", ".join(kept))
-        if self._skipped_topics:
-            lines.append("skipped: " + "; ".join(self._skipped_topics))
-        return lines
+        return lines + self._skipped_topics
 
     def require_topic(self, topic: str) -> list[Connection]:
         """Connections of ``topic``; BagError listing the topics present when there are none."""
