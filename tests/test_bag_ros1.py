@@ -111,6 +111,11 @@ class Ros1BagBuilder:
 
 
 def robot_bag(tmp_path: Path, compression: Writer1.CompressionFormat | None = None, name: str = "run.bag") -> Path:
+    """The run of :func:`robot_bag_builder`, written with rosbags' ROS 1 writer."""
+    return robot_bag_builder().write(tmp_path / name, compression)
+
+
+def robot_bag_builder() -> Ros1BagBuilder:
     """A ROS 1 run: /tf odom->base_link at 10 Hz for 4 s; latched /tf_static base_link->camera_link->
     camera_optical_frame (two publishers, so two connections); /slam/pose PoseStamped at 5 Hz; /rosout
     (rosgraph_msgs/Log: no ROS 2 type); /front/camera_info (CameraInfo: ROS 2 renamed its fields);
@@ -144,7 +149,7 @@ def robot_bag(tmp_path: Path, compression: Writer1.CompressionFormat | None = No
         scale=P["geometry_msgs/msg/Vector3"](**zero), color=P["std_msgs/msg/ColorRGBA"](r=1.0, g=0.0, b=0.0, a=1.0),
         lifetime=P["builtin_interfaces/msg/Duration"](sec=0, nanosec=0), frame_locked=False, points=[], colors=[],
         text="goal", mesh_resource="", mesh_use_embedded_materials=False))
-    return b.write(tmp_path / name, compression)
+    return b
 
 
 N_MESSAGES = 2 + 41 + 21 + 4

@@ -19,6 +19,7 @@ Renamed types: ``tf/tfMessage`` -> ``tf2_msgs/msg/TFMessage`` (rosbags' rename l
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from enum import Enum
@@ -71,10 +72,12 @@ class TypeConversion:
 
 def reindex_hint(path: Path) -> str:
     """What to do about an unindexed or truncated ROS 1 bag (rosbags reads only indexed bags)."""
-    orig = path.with_name(path.name[: -len(".bag")] + ".orig.bag" if path.name.endswith(".bag") else path.name + ".orig")
+    root, ext = os.path.splitext(path.name)  # rosbag keeps the original as <root>.orig<ext>
+    orig = path.with_name(f"{root}.orig{ext}")
     return (f"a recording that was killed leaves its bag unindexed, and a cut copy loses the index at the end; rosbags "
-            f"cannot rebuild it. Reindex with ROS 1: `rosbag reindex {path}` (e.g. in the ros:noetic Docker image; it "
-            f"keeps the original as {orig.name}), then run again")
+            f"cannot rebuild it. Reindex it with ROS 1's tool: `rosbag reindex {path}` (it keeps the original as "
+            f"{orig.name}; without a ROS 1 install: `apt install python3-rosbag` on Debian 12, or the ros:noetic Docker "
+            "image), then run again")
 
 
 def _open_error(path: Path, exc: BaseException) -> BagError:
