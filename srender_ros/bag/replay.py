@@ -2,7 +2,8 @@
 
 Two passes over the input: the first reads the pose data (TF or a pose topic) and plans the render
 times; the second copies every input message (raw bytes, same topic, type and log time) while the
-pipeline renders chunk by chunk, merging both streams in log-time order into the output bag.
+pipeline renders chunk by chunk, merging both streams in log-time order into the output bag. A ROS 1
+input is read through ``ros1.Ros1InputBag``, which hands over ROS 2 types and CDR bytes instead.
 
 Times: render times are pose stamps (``header.stamp`` of the TF / pose messages), either one per
 pose message or ``rate_hz`` over the span where the pose is known; ``start_s``/``end_s`` cut that
@@ -48,7 +49,8 @@ class ReplayConfig:
     """One replay (one-to-one with ``srender bag`` flags).
 
     Attributes:
-        input, output: bag paths (output must not exist unless ``overwrite``).
+        input, output: bag paths: input a rosbag2 (folder, .mcap, .db3) or a ROS 1 .bag; output a
+            rosbag2 folder that must not exist unless ``overwrite``.
         prompt: environment prompt of the world to render.
         intrinsics: the camera.
         fixed_frame, camera_frame: TF route (camera pose = fixed_frame <- camera_frame).
