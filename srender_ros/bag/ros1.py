@@ -92,8 +92,11 @@ def _open_error(path: Path, exc: BaseException) -> BagError:
     if "Compression" in text:
         return BagError(f"{what}: rosbags reads uncompressed, bz2 and lz4 chunks only; "
                         f"`rosbag decompress {path}` (ROS 1) writes an uncompressed copy")
-    if "version" in text or "magic" in text:
-        return BagError(f"{what}: only ROS 1 bag format 2.0 is supported (`head -c 13 {path}` shows '#ROSBAG V2.0')")
+    if "magic" in text:
+        return BagError(f"{what}: it does not start with '#ROSBAG V2.0', so it is no ROS 1 bag; a rosbag2 is a folder "
+                        "with metadata.yaml, or an .mcap / .db3 file")
+    if "version" in text:
+        return BagError(f"{what}: only ROS 1 bag format 2.0 is read (every bag since ROS C Turtle, 2010)")
     return BagError(f"{what}; is it a complete ROS 1 bag?")
 
 
