@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from rosbags.typesys.store import Typestore
 
 from srender_ros.bag import messages as m
-from srender_ros.bag.reader import InputBag
+from srender_ros.bag.reader import BagSource
 from srender_ros.bag.tf_tree import NS_PER_S, OutsidePolicy, TfBuffer
 from srender_ros.core.geometry import PoseFrame, make_transform, quat_wxyz_to_matrix, to_optical, xyzw_to_wxyz
 from srender_ros.errors import BagError, InputError
@@ -139,7 +139,7 @@ def _finish(buffer: TfBuffer, fixed: str, source: str, extrinsic: NDArray[np.flo
 
 
 # -- from TF ----------------------------------------------------------------------------------
-def read_tf(bag: InputBag, store: Typestore) -> TfBuffer:
+def read_tf(bag: BagSource, store: Typestore) -> TfBuffer:
     """All transforms on /tf (moving, stamped by header.stamp) and /tf_static (static) of the bag."""
     buf = TfBuffer()
     conns = [c for c in bag.connections if c.topic in (TF_TOPIC, TF_STATIC_TOPIC)]
@@ -165,7 +165,7 @@ def read_tf(bag: InputBag, store: Typestore) -> TfBuffer:
 
 
 def track_from_tf(
-    bag: InputBag,
+    bag: BagSource,
     store: Typestore,
     fixed_frame: str,
     camera_frame: str,
@@ -226,7 +226,7 @@ def _poses_of(msg: Any, msgtype: str) -> list[tuple[int, str, str, Any, bool]]:
 
 
 def track_from_pose_topic(
-    bag: InputBag,
+    bag: BagSource,
     store: Typestore,
     topic: str,
     fixed_frame: str | None = None,

@@ -2,7 +2,8 @@
 
 Two passes over the input: the first reads the pose data (TF or a pose topic) and plans the render
 times; the second copies every input message (raw bytes, same topic, type and log time) while the
-pipeline renders chunk by chunk, merging both streams in log-time order into the output bag.
+pipeline renders chunk by chunk, merging both streams in log-time order into the output bag. A ROS 1
+input is read through ``ros1.Ros1InputBag``, which hands over ROS 2 types and CDR bytes instead.
 
 Times: render times are pose stamps (``header.stamp`` of the TF / pose messages), either one per
 pose message or ``rate_hz`` over the span where the pose is known; ``start_s``/``end_s`` cut that
@@ -26,7 +27,7 @@ from numpy.typing import NDArray
 
 from srender_ros.bag import messages as m
 from srender_ros.bag.pose_sources import TF_STATIC_TOPIC, CameraTrack, parse_extrinsic, track_from_pose_topic, track_from_tf
-from srender_ros.bag.reader import InputBag
+from srender_ros.bag.reader import open_input_bag
 from srender_ros.bag.tf_tree import NS_PER_S, OutsidePolicy
 from srender_ros.bag.writer import OutputBag, Storage, check_output_path
 from srender_ros.core.camera import Intrinsics
@@ -48,7 +49,8 @@ class ReplayConfig:
     """One replay (one-to-one with ``srender bag`` flags).
 
     Attributes:
-        input, output: bag paths (output must not exist unless ``overwrite``).
+        input, output: bag paths: input a rosbag2 (folder, .mcap, .db3) or a ROS 1 .bag; output a
+            rosbag2 folder that must not exist unless ``overwrite``.
         prompt: environment prompt of the world to render.
         intrinsics: the camera.
         fixed_frame, camera_frame: TF route (camera pose = fixed_frame <- camera_frame).
@@ -134,17 +136,19 @@ class ReplaySummary:
     fixed_frame: str
     seconds: float
     render_seconds: dict[str, float]
+    input_notes: tuple[str, ...] = ()  # how the input was read (ROS 1: conversions, skipped topics)
 
     def format(self) -> str:
         """Readable multi-line summary."""
         rows = [
             ("output", f"{self.output} ({self.storage.value})"),
-            ("copied", f"{self.input_messages} input messages unchanged"),
+            ("copied", f"{self.input_messages} input messages" + (" unchanged" if not self.input_notes else "")),
             ("rendered", f"{self.frames} frames over {self.span_s:.2f} s, {self.keyframes} keyframes"),
             ("camera", f"{self.pose_source}; images in frame {self.optical_frame!r}, poses in {self.fixed_frame!r}"),
             ("time", f"{self.seconds:.1f} s total, render {self.render_seconds.get('render', 0.0):.1f} s, "
                      f"generate {self.render_seconds.get('generate', 0.0):.1f} s"),
         ]
+        rows[2:2] = [("input", note) for note in self.input_notes]
         rows += [(t, f"{n} messages") for t, n in sorted(self.topics.items())]
         w = max(len(k) for k, _ in rows)
         return "\n".join(f"  {k:<{w}}  {v}" for k, v in rows)
@@ -193,7 +197,7 @@ def plan_replay(config: ReplayConfig, store: Any | None = None) -> ReplayPlan:
     store = store or m.make_typestore()
     extrinsic = parse_extrinsic(config.extrinsic) if config.extrinsic else None
     name = config.topic_prefix.strip("/").replace("/", "_")
-    with InputBag(config.input) as bag:
+    with open_input_bag(config.input) as bag:
         if config.pose_topic is not None:
             track = track_from_pose_topic(bag, store, config.pose_topic, config.fixed_frame, extrinsic,
                                           config.camera_convention, config.optical_frame, name)
@@ -266,7 +270,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline, initial_image: NDArray[
     bar = tqdm(total=n, unit="frame", desc="srender bag", disable=not config.progress, leave=False)
     copied = 0
     try:
-        with InputBag(config.input) as bag, OutputBag(config.output, store, config.storage, config.overwrite) as out:
+        with open_input_bag(config.input) as bag, OutputBag(config.output, store, config.storage, config.overwrite) as out:
             # Input connections first, in the input's order, so the output lists topics the same way.
             conn_map = {c.id: out.add_passthrough(c) for c in bag.connections}
             head: list[tuple[int, int, Any, bytes | memoryview]] = []
@@ -287,6 +291,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline, initial_image: NDArray[
                 out.write_raw(conn, t, bytes(data))
                 copied += order == 0
             counts = dict(out.counts)
+            notes = tuple(bag.notes)
     finally:
         bar.close()
     copied -= len(head)
@@ -301,7 +306,7 @@ def replay_bag(config: ReplayConfig, pipeline: Pipeline, initial_image: NDArray[
                 if t in counts},
         span_s=plan.trajectory.duration_s, pose_source=plan.track.description, optical_frame=plan.track.optical_frame,
         fixed_frame=plan.track.fixed_frame, seconds=time.perf_counter() - t_start,
-        render_seconds=dict(run.stats.seconds))
+        render_seconds=dict(run.stats.seconds), input_notes=notes)
 
 
 __all__ = ["BagError", "ReplayConfig", "ReplayPlan", "ReplaySummary", "plan_replay", "render_stamps", "replay_bag"]

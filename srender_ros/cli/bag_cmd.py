@@ -1,4 +1,4 @@
-"""`srender bag`: a recorded robot run (rosbag2) in, the same bag plus synthesized camera streams out."""
+"""`srender bag`: a recorded robot run (rosbag2 or ROS 1 bag) in, a rosbag2 with it plus synthesized camera streams out."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ EPILOG = """examples:
   srender bag --input run_bag --output run_cam --fixed-frame odom --camera-frame base_link \\
       --extrinsic "0.2 0 1.0 0 0 0" --rate 10
   srender bag --input run_bag --output run_cam --pose-topic /odom --extrinsic "0.2 0 1.0 0 0 0"
+  srender bag --input rgbd_dataset_freiburg1_xyz.bag --output fr1_xyz_cam --fixed-frame world \
+      --camera-frame openni_rgb_optical_frame --topic-prefix srender --rate 30     (a ROS 1 bag)
 see docs/bag.md"""
 
 
@@ -19,12 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     from srender_ros.cli.render_cmd import add_camera_args, add_pipeline_args
 
     p = sub.add_parser(
-        "bag", help="render a camera along a recorded run: rosbag2 in, rosbag2 + camera topics out",
-        description="Read a rosbag2 (MCAP or sqlite3), find the camera's pose from TF or a pose topic, render "
-                    "images along it and write every input message plus <prefix>/image_raw, camera_info, "
-                    "depth/image_raw and keyframe_schedule to a new bag.",
+        "bag", help="render a camera along a recorded run: rosbag2 or ROS 1 bag in, rosbag2 + camera topics out",
+        description="Read a rosbag2 (MCAP or sqlite3) or a ROS 1 bag (converted to ROS 2 types), find the camera's "
+                    "pose from TF or a pose topic, render images along it and write every input message plus "
+                    "<prefix>/image_raw, camera_info, depth/image_raw and keyframe_schedule to a new rosbag2.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help="input rosbag2 folder (or a single .mcap / .db3 file)")
+    p.add_argument("--input", required=True,
+                   help="input rosbag2 folder, a single .mcap / .db3 file, or a ROS 1 .bag file")
     p.add_argument("--output", required=True, help="output rosbag2 folder (must not exist unless --overwrite)")
     p.add_argument("--prompt", default=DEFAULT_PROMPT, help=f"environment prompt (default {DEFAULT_PROMPT!r})")
     w = p.add_argument_group("where the camera is (TF or a pose topic)")
@@ -58,6 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
 
 def run(args: argparse.Namespace) -> int:
     from srender_ros.app.compose import build_pipeline
+    from srender_ros.bag.reader import open_input_bag
     from srender_ros.bag.replay import ReplayConfig, replay_bag
     from srender_ros.bag.writer import check_output_path
     from srender_ros.cli.render_cmd import app_config, load_image
@@ -75,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if not config.input.exists():
         raise InputError(f"--input {config.input} does not exist")
     check_output_path(config.output, [config.input], config.overwrite)
+    with open_input_bag(config.input):  # an unreadable bag (e.g. an unindexed ROS 1 bag) fails before models load
+        pass
     pipeline = build_pipeline(app_config(args))
     summary = replay_bag(config, pipeline, load_image(args.image) if args.image else None)
     print(f"srender bag: wrote {summary.output}")
