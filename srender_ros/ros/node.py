@@ -46,6 +46,7 @@ from srender_ros.ros.conversions import (
     rgb_to_image_msg,
     trajectory_from_path,
 )
+from srender_ros.ros.sensor_cameras import CameraStats, SensorCameras
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 
 NODE_NAME = "srender"
@@ -141,6 +142,10 @@ class SrenderNode(Node):
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._path_worker.start()
         self._view_worker.start()
+        # Sensor cameras on TF frames (parameters world_frame, cameras; none by default): sensor_cameras.py.
+        self._sensors = SensorCameras(self, self._backend.renderer, self._sensor_world, lambda: self._config,
+                                      self._sensor_generate, self._sensor_status)
+        self._sensors.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
         c = self._config
         self._check_depth(c)
@@ -412,6 +417,34 @@ class SrenderNode(Node):
             state = WorldStatus.STATE_READY if info and info.gaussians > 0 else WorldStatus.STATE_EMPTY
         self._publish_status(environment, state, info, last_error=f"{request_id}: {text}", request_id=request_id)
 
+    # ---- sensor cameras (the cameras themselves live in sensor_cameras.py) ----------------------
+    def sensor_stats(self) -> list[CameraStats]:
+        """Per sensor camera: asked/achieved rate, latency p50/p95, skipped ticks, generation pending."""
+        return self._sensors.stats()
+
+    def _sensor_world(self, environment: str) -> Any:
+        state = self._backend.store.get(environment)
+        return None if state is None else state.world
+
+    def _sensor_generate(self, environment: str, intrinsics: Intrinsics, T_world_cam: NDArray[np.float64]) -> None:
+        if self._stopping.is_set():
+            return
+        pipeline = self._backend.pipeline(self._config)
+        pipeline.view(environment, intrinsics, T_world_cam, generate_if_uncovered=True)
+
+    def _sensor_status(self, environment: str, generating: bool, request_id: str, error: str) -> None:
+        if error:
+            self._refuse(request_id, environment, SrenderError(error), WorldStatus.STATE_ERROR)
+            return
+        if generating:
+            self._publish_status(environment, WorldStatus.STATE_GENERATING, self._world_info.get(environment),
+                                 request_id=request_id)
+            return
+        info = self._backend.stored_world(environment)
+        if info is not None:
+            self._world_info[environment] = info
+        self._publish_status(environment, WorldStatus.STATE_READY, info, request_id=request_id)
+
     # ---- life cycle ---------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """Build the generator (may load models) off the executor so the first request starts sooner,
@@ -449,6 +482,7 @@ class SrenderNode(Node):
         for job in self._jobs.close():
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
+        self._sensors.close()
         try:
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
