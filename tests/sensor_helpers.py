@@ -68,7 +68,7 @@ class Robot:
     def __init__(self, rate_hz: float = 50.0, use_sim_time: bool = False) -> None:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
-        self.node = rclpy.create_node("sensor_test_robot", context=self.ctx,
+        self.node = rclpy.create_node(f"sensor_test_robot_{os.getpid()}_{id(self) % 9973}", context=self.ctx,
                                       parameter_overrides=[rclpy.parameter.Parameter("use_sim_time", value=use_sim_time)])
         self.lock = threading.Lock()
         self.moving = True

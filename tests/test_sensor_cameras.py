@@ -8,6 +8,7 @@ camera's 1/rate grid, stamps strictly increase and CameraInfo carries the same s
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -19,7 +20,6 @@ import pytest
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("tf2_msgs")
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from sensor_helpers import (  # noqa: E402
     CAMERA_LINK_XYZ,
     NodeProc,
@@ -28,6 +28,7 @@ from sensor_helpers import (  # noqa: E402
     stamps_of,
     wait_for,
 )
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from srender_ros.core.camera import Intrinsics  # noqa: E402
@@ -120,7 +121,7 @@ def test_images_arrive_at_the_asked_rate_on_the_stamp_grid_with_matching_camera_
     images, infos = robot.msgs("/front/image_raw"), robot.msgs("/front/camera_info")
     st = stamps_of(images)
     assert len(st) >= 0.6 * RATE * window_s, f"{len(st)} frames in {window_s} s at {RATE} Hz\n" + node.output()[-2000:]
-    assert all(b > a for a, b in zip(st, st[1:])), "stamps must strictly increase"
+    assert all(b > a for a, b in itertools.pairwise(st)), "stamps must strictly increase"
     period = round(1e9 / RATE)
     assert all(s % period == 0 for s in st), "every stamp lies on the camera's 1/rate grid"
     assert set(st) <= set(stamps_of(infos)) | set(stamps_of(robot.msgs("/front/camera_info")))
@@ -133,7 +134,7 @@ def test_images_arrive_at_the_asked_rate_on_the_stamp_grid_with_matching_camera_
 
 
 def test_rendered_pose_is_the_tf_pose_at_the_stamp(rig: tuple, world_dir: Path) -> None:
-    node, robot = rig
+    _node, robot = rig
     from srender_ros.core.store import WorldStore
     from srender_ros.render.cpu import CpuRenderer
 
@@ -222,3 +223,4 @@ def test_bad_cameras_and_bad_tf_each_get_one_clear_line_and_the_rest_keeps_servi
     assert nan_lines and "not finite" in nan_lines[0] and len(nan_lines) <= 3
     assert any("'base_link' -> 'zeroq_link' ignored: zero quaternion" in ln for ln in out.splitlines())
     assert "Traceback" not in out
+
