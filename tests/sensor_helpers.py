@@ -65,7 +65,7 @@ class Robot:
     """A test-side node: publishes odom -> base_link on /tf at ``rate_hz`` (stamped with its clock)
     and base_link -> camera_link on /tf_static; subscribes to whatever the test asks for."""
 
-    def __init__(self, rate_hz: float = 50.0, use_sim_time: bool = False) -> None:
+    def __init__(self, rate_hz: float = 50.0, use_sim_time: bool = False, prefixes: tuple[str, ...] = ("",)) -> None:
         self.ctx = rclpy.Context()
         rclpy.init(context=self.ctx)
         self.node = rclpy.create_node(f"sensor_test_robot_{os.getpid()}_{id(self) % 9973}", context=self.ctx,
@@ -80,7 +80,9 @@ class Robot:
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_static = self.node.create_publisher(TFMessage, "/tf_static", latched)
-        self.statics = [_ts("base_link", "camera_link", 0, make_transform(np.eye(3), np.array(CAMERA_LINK_XYZ)))]
+        self.prefixes = prefixes  # one robot per prefix ("r1/" -> r1/base_link); the k-th turned by k * 180 deg
+        self.statics = [_ts(f"{p}base_link", f"{p}camera_link", 0, make_transform(np.eye(3), np.array(CAMERA_LINK_XYZ)))
+                        for p in prefixes]
         self.pub_static.publish(TFMessage(transforms=self.statics))
         self.period_s = 1.0 / rate_hz
         self.executor = SingleThreadedExecutor(context=self.ctx)
@@ -106,7 +108,8 @@ class Robot:
             now = self.node.get_clock().now().nanoseconds
             if self.publish_tf and now > 0:
                 x, y, yaw = base_pose(now * 1e-9, self.moving)
-                msg = TFMessage(transforms=[_ts("odom", "base_link", now, T_odom_base(x, y, yaw))] + self.extra)
+                msg = TFMessage(transforms=[_ts("odom", f"{p}base_link", now, T_odom_base(x, y, yaw + k * math.pi))
+                                            for k, p in enumerate(self.prefixes)] + self.extra)
                 with self.lock:
                     self.sent.append((now, x, y, yaw))
                 try:
@@ -160,7 +163,8 @@ class NodeProc:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:

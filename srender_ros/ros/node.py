@@ -48,6 +48,7 @@ from srender_ros.ros.conversions import (
 )
 from srender_ros.ros.sensor_cameras import CameraStats, SensorCameras
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
+from srender_ros.ros.world_sync import WorldSync
 
 NODE_NAME = "srender"
 #: Status messages kept for late joiners (one per environment is what they need; a few spare).
@@ -146,6 +147,10 @@ class SrenderNode(Node):
         self._sensors = SensorCameras(self, self._backend.renderer, self._sensor_world, lambda: self._config,
                                       self._sensor_generate, self._sensor_status)
         self._sensors.start()
+        # Keyframes other nodes saved to the shared world_dir: picked up in the background (world_sync.py).
+        self._world_sync = WorldSync(self._backend.store, lambda: self._config.environment,
+                                     lambda env: self._sensor_status(env, False, "world_sync", ""))
+        self._world_sync.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
         c = self._config
         self._check_depth(c)
@@ -483,6 +488,7 @@ class SrenderNode(Node):
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
         self._sensors.close()
+        self._world_sync.close()
         try:
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
