@@ -76,6 +76,7 @@ class Robot:
         self.extra: list[TransformStamped] = []  # appended to every /tf message (bad input tests)
         self.sent: list[tuple[int, float, float, float]] = []  # (stamp_ns, x, y, yaw)
         self.got: dict[str, list[Any]] = {}
+        self.subs: dict[str, Any] = {}
         self.pub_tf = self.node.create_publisher(TFMessage, "/tf", 100)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -134,7 +135,7 @@ class Robot:
         def cb(msg: Any) -> None:
             with self.lock:
                 self.got[topic].append(msg)
-        self.node.create_subscription(msg_type, topic, cb, qos)
+        self.subs[topic] = self.node.create_subscription(msg_type, topic, cb, qos)
 
     def msgs(self, topic: str) -> list[Any]:
         with self.lock:

@@ -54,7 +54,7 @@ class NodeConfig:
     seed: int = 0
     publish_mode: str = "fast"
     image_qos: str = "reliable"
-    qos_depth: int = 30
+    qos_depth: int = 100
     publish_depth: bool = True
     queue_depth: int = 2
     camera_pose_generate: bool = True

@@ -53,6 +53,8 @@ from srender_ros.ros.world_sync import WorldSync
 NODE_NAME = "srender"
 #: Status messages kept for late joiners (one per environment is what they need; a few spare).
 STATUS_HISTORY = 10
+#: How long a path's publishing waits for reliable subscribers to acknowledge frames (see _wait_acked).
+ACK_TIMEOUT_S = 2.0
 #: How long shutdown waits for a request in progress (a diffusion keyframe may take this long).
 SHUTDOWN_WAIT_S = 30.0
 
@@ -117,6 +119,8 @@ class SrenderNode(Node):
         self._seq = itertools.count(1)
         self._world_info: dict[str, WorldSummary] = {}
         self._last_pose_error_s = -1e9
+        self._last_ack_warning_s = -1e9
+        self._unacked = 0  # frames published since the last wait for acknowledgements (paths and views)
 
         image_qos = _image_qos(self._config)
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
@@ -364,6 +368,28 @@ class SrenderNode(Node):
                 self._publish(self._pub_info, camera_info_from_intrinsics(intrinsics, stamp, frame))
             if want_depth:
                 self._publish(self._pub_depth, depth_to_image_msg(depth_m[k], stamp, frame))
+            self._unacked += 1
+            if cfg.image_qos == "reliable" and self._unacked >= max(1, cfg.qos_depth // 2):
+                self._wait_acked()
+                self._unacked = 0
+
+    def _wait_acked(self) -> None:
+        """Back-pressure for reliable publishing: wait until every reliable subscriber acknowledged what
+        was sent, so a KEEP_LAST writer history never drops a frame it still holds for someone (a burst
+        longer than ``qos_depth`` lost frames on a loaded machine). A subscriber that does not answer
+        within ACK_TIMEOUT_S is given up on for this burst (warned about, rate limited)."""
+        from rclpy.duration import Duration
+
+        for pub in (self._pub_image, self._pub_info, self._pub_depth):
+            if pub.get_subscription_count() == 0:
+                continue
+            if not pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+                now = time.monotonic()
+                if now - self._last_ack_warning_s > 10.0:
+                    self._last_ack_warning_s = now
+                    self.get_logger().warning(
+                        f"a reliable subscriber of {pub.topic_name} did not acknowledge frames within "
+                        f"{ACK_TIMEOUT_S:g} s; publishing on (it may lose frames)")
 
     def _wait_until(self, target_ns: int) -> None:
         """Sleep until the node clock (sim time when use_sim_time) reaches ``target_ns``."""
