@@ -224,3 +224,29 @@ def test_bad_cameras_and_bad_tf_each_get_one_clear_line_and_the_rest_keeps_servi
     assert any("'base_link' -> 'zeroq_link' ignored: zero quaternion" in ln for ln in out.splitlines())
     assert "Traceback" not in out
 
+
+
+def test_a_flood_of_bad_camera_poses_leaves_the_latched_status_history_intact(rig: tuple) -> None:
+    from geometry_msgs.msg import PoseStamped
+
+    from srender_ros.msg import WorldStatus
+
+    node, robot = rig
+    pub = robot.node.create_publisher(PoseStamped, "/camera_pose", 10)
+    assert wait_for(lambda: pub.get_subscription_count() > 0, 30.0)
+    bad = PoseStamped()
+    bad.header.frame_id = "map"
+    bad.pose.position.x = float("nan")
+    bad.pose.orientation.w = 1.0
+    for _ in range(60):  # 4 s of a 15 Hz stream of bad poses
+        pub.publish(bad)
+        time.sleep(1 / 15)
+    robot.subscribe(WorldStatus, "/srender/world_status", depth=10, latched=True)  # a late joiner
+    assert wait_for(lambda: len(robot.msgs("/srender/world_status")) >= 1, 30.0)
+    time.sleep(1.0)
+    history = robot.msgs("/srender/world_status")
+    refusals = [m for m in history if m.last_request_id == "camera_pose"]
+    assert len(refusals) == 1 and "not finite" in refusals[0].last_error
+    assert any(m.environment == ENV and m.last_request_id != "camera_pose" for m in history), \
+        [(m.last_request_id, m.state) for m in history]
+    assert len(re.findall(r"camera_pose refused", node.output())) <= 6  # logged at most once a second

@@ -120,6 +120,7 @@ class SrenderNode(Node):
         self._world_info: dict[str, WorldSummary] = {}
         self._last_pose_error_s = -1e9
         self._last_ack_warning_s = -1e9
+        self._pose_refusal_reported = False  # see _refuse
         self._unacked = 0  # frames published since the last wait for acknowledgements (paths and views)
 
         image_qos = _image_qos(self._config)
@@ -337,6 +338,7 @@ class SrenderNode(Node):
         generate = job.config.camera_pose_generate and not self._path_worker.busy
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
+        self._pose_refusal_reported = False
         if generate:  # the view may have added a keyframe: tell status listeners
             info = self._backend.stored_world(job.environment)
             if info is not None and info != self._world_info.get(job.environment):
@@ -435,12 +437,17 @@ class SrenderNode(Node):
         """Log a refused or failed request and report it in WorldStatus.last_error."""
         text = str(exc) or type(exc).__name__
         if request_id == "camera_pose":
-            # Poses may stream at control-loop rates: report at most once a second.
+            # Poses may stream at control-loop rates: log at most once a second, and put only the first
+            # refusal of a run of bad poses into the latched WorldStatus history (until a pose is served
+            # again), so a flood never pushes the worlds' real entries out of the last STATUS_HISTORY.
             now = time.monotonic()
             if now - self._last_pose_error_s < 1.0:
                 return
             self._last_pose_error_s = now
             self.get_logger().error(f"camera_pose refused: {text}")
+            if self._pose_refusal_reported:
+                return
+            self._pose_refusal_reported = True
         else:
             self.get_logger().error(f"request {request_id} refused: {text}")
         info = self._world_info.get(environment) or WorldSummary(self._backend.world_id_of(environment), 0, 0)
