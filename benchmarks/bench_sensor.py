@@ -70,7 +70,11 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=10.0, help="seconds after the first frames before measuring")
     ap.add_argument("--gaussians", type=int, default=500_000)
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
+    ap.add_argument("--cameras", default=",".join(CAMERAS), help="subset of the rig to run, comma separated")
     args = ap.parse_args()
+    for name in list(CAMERAS):
+        if name not in args.cameras.split(","):
+            del CAMERAS[name]
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
     os.environ.setdefault("ROS_DOMAIN_ID", str(50 + os.getpid() % 40))
@@ -83,7 +87,7 @@ def main() -> int:
     rig = ["/**:", "  ros__parameters:", f'    environment: "{ENV}"', '    renderer: "cpu"',
            '    world_frame: "odom"', "    sensor_generate: false", f"    cameras: {json.dumps(list(CAMERAS))}"]
     for i, (name, (w, h, rate)) in enumerate(CAMERAS.items()):
-        yaw = [0.1, -0.1, 3.14159][i]
+        yaw = {"front_left": 0.1, "front_right": -0.1, "rear": 3.14159}[name]
         rig.append(f'    {name}: {{frame_id: "base_link", rate_hz: {rate}, width: {w}, height: {h}, '
                    f"offset_xyz: [0.2, 0.0, 1.2], offset_rpy: [0.0, 0.0, {yaw}], depth: true}}")
     (tmp / "rig.yaml").write_text("\n".join(rig) + "\n")

@@ -215,8 +215,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("image_qos", str, "QoS of image, depth and CameraInfo publishers: reliable or sensor_data "
               "(best effort).", choices=IMAGE_QOS, runtime=False),
     ParamSpec("qos_depth", int, "History depth of image, depth and CameraInfo publishers; with reliable QoS the "
-              "node waits for acknowledgements every qos_depth/2 frames, so none is dropped from it.", min_value=1, max_value=10000,
-              runtime=False),
+              "node waits for acknowledgements every qos_depth/2 frames, so none is dropped from it.",
+              min_value=1, max_value=10000, runtime=False),
     ParamSpec("publish_depth", bool, "Publish camera/depth/image_raw (32FC1 metres, NaN empty)."),
     ParamSpec("queue_depth", int, "Path requests waiting behind the running one; beyond it the oldest waiting "
               "request is dropped.", min_value=1, max_value=1000),

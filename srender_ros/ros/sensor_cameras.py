@@ -7,7 +7,7 @@ Threads (none of them the executor):
   cameras of the same rate share stamps (a stereo pair's left and right frames match). A tick goes
   into its camera's one-slot mailbox; if the previous tick is still waiting there, that one is
   *skipped* (counted): the backlog never grows beyond one tick per camera.
-- the **render worker** takes the waiting tick with the oldest stamp, waits (up to
+- the **render worker** takes the waiting tick of the camera it served longest ago, waits (up to
   ``tf_timeout_s``) until /tf reaches that stamp, looks up ``world_frame -> mount`` at the stamp,
   renders the world as it is (never waiting for generation), applies the camera's realism
   settings and publishes image, CameraInfo and depth, all stamped with the tick's stamp.
@@ -105,6 +105,7 @@ class _Camera:
         self.skipped = 0
         self.tf_failures = 0
         self.gen_pending = False
+        self.last_served = 0.0  # monotonic time the render worker last took a tick of this camera
         self.last_error = ""
         self.latencies_ms: deque[float] = deque(maxlen=STATS_WINDOW)
         self.stamps: deque[int] = deque(maxlen=STATS_WINDOW)
@@ -293,7 +294,10 @@ class SensorCameras:
                 if not waiting:
                     self._cond.wait(0.1)
                     continue
-                cam = min(waiting, key=lambda c: c.pending[0] if c.pending else 0)
+                # The camera served longest ago first: round robin when the renderer cannot keep up
+                # (oldest-stamp-first starved the faster cameras, whose waiting ticks keep getting newer).
+                cam = min(waiting, key=lambda c: c.last_served)
+                cam.last_served = time.monotonic()
                 assert cam.pending is not None
                 stamp, t_tick = cam.pending
                 cam.pending = None
