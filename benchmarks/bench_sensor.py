@@ -86,7 +86,7 @@ def main() -> int:
     n = build_world(tmp / "worlds", args.gaussians)
     rig = ["/**:", "  ros__parameters:", f'    environment: "{ENV}"', '    renderer: "cpu"',
            '    world_frame: "odom"', "    sensor_generate: false", f"    cameras: {json.dumps(list(CAMERAS))}"]
-    for i, (name, (w, h, rate)) in enumerate(CAMERAS.items()):
+    for name, (w, h, rate) in CAMERAS.items():
         yaw = {"front_left": 0.1, "front_right": -0.1, "rear": 3.14159}[name]
         rig.append(f'    {name}: {{frame_id: "base_link", rate_hz: {rate}, width: {w}, height: {h}, '
                    f"offset_xyz: [0.2, 0.0, 1.2], offset_rpy: [0.0, 0.0, {yaw}], depth: true}}")
