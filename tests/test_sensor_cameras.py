@@ -67,7 +67,7 @@ RIG = f"""
     renderer: "cpu"
     world_frame: "odom"
     sensor_generate: false
-    cameras: ["front", "left", "right", "ghost", "front", "nosize", "zero", "island"]
+    cameras: ["front", "left", "right", "ghost", "front", "nosize", "zero", "island", "real"]
     front: {{frame_id: "camera_link", rate_hz: {RATE}, width: {W}, height: {H}, fov_deg: 90.0, depth: true}}
     left: {{frame_id: "base_link", rate_hz: {RATE}, width: {W}, height: {H}, offset_xyz: [0.2, 0.06, 0.5]}}
     right: {{frame_id: "base_link", rate_hz: {RATE}, width: {W}, height: {H}, offset_xyz: [0.2, -0.06, 0.5],
@@ -76,6 +76,8 @@ RIG = f"""
     nosize: {{frame_id: "base_link", rate_hz: {RATE}, width: {W}}}
     zero: {{frame_id: "base_link", rate_hz: 0.0, width: {W}, height: {H}}}
     island: {{frame_id: "island_link", rate_hz: {RATE}, width: {W}, height: {H}}}
+    real: {{frame_id: "camera_link", rate_hz: {RATE}, width: {W}, height: {H}, distortion: [-0.2, 0.05, 0.0, 0.0, 0.0],
+           noise_stddev: 0.03, depth_noise_k: 0.01, seed: 7}}
 """
 
 
@@ -91,7 +93,8 @@ def rig(world_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     tmp = tmp_path_factory.mktemp("sensor_node")
     (tmp / "rig.yaml").write_text(RIG)
     robot = Robot(rate_hz=50.0)
-    for topic in ("/front/image_raw", "/front/camera_info", "/front/depth/image_raw", "/left/camera_info",
+    for topic in ("/real/image_raw", "/real/camera_info",
+                  "/front/image_raw", "/front/camera_info", "/front/depth/image_raw", "/left/camera_info",
                   "/right/camera_info", "/ghost/image_raw", "/island/image_raw"):
         robot.subscribe(CameraInfo if topic.endswith("info") else Image, topic)
     robot.subscribe(TFMessage, "/tf_static", depth=50, latched=True)
@@ -250,3 +253,19 @@ def test_a_flood_of_bad_camera_poses_leaves_the_latched_status_history_intact(ri
     assert any(m.environment == ENV and m.last_request_id != "camera_pose" for m in history), \
         [(m.last_request_id, m.state) for m in history]
     assert len(re.findall(r"camera_pose refused", node.output())) <= 6  # logged at most once a second
+
+
+def test_realism_camera_publishes_its_distortion_and_noisy_frames_at_the_shared_stamps(rig: tuple) -> None:
+    _, robot = rig
+    assert wait_for(lambda: len(robot.msgs("/real/camera_info")) >= 2 and len(robot.msgs("/real/image_raw")) >= 2, 30.0)
+    info = robot.msgs("/real/camera_info")[-1]
+    assert info.distortion_model == "plumb_bob" and list(info.d) == pytest.approx([-0.2, 0.05, 0.0, 0.0, 0.0])
+    fronts = {stamps_of([m])[0]: image_msg_to_array(m).astype(np.float64) for m in robot.msgs("/front/image_raw")}
+    pairs = [(fronts[s], image_msg_to_array(m).astype(np.float64)) for m, s in
+             zip(robot.msgs("/real/image_raw"), stamps_of(robot.msgs("/real/image_raw")), strict=True) if s in fronts]
+    assert pairs, "the two cameras on camera_link share stamps"
+    front, real = pairs[-1]
+    centre = (slice(18, 30), slice(26, 38))  # little distortion in the middle: same view plus noise
+    diff = real[centre] - front[centre]
+    assert 3.0 < float(diff.std()) < 20.0, float(diff.std())  # ~0.03 * 255 = 7.7 of noise
+    assert np.abs(real - front).mean() > np.abs(diff).mean() * 0.5
