@@ -33,7 +33,6 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
-from tf2_msgs.msg import TFMessage
 
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import matrix_to_quat_wxyz
@@ -173,7 +172,12 @@ class SensorCameras:
                 self._cams.append(_Camera(spec, node, qos))
             except SrenderError as exc:
                 self._log.error(f"sensor camera refused: camera {spec.name!r}: {exc}")
-        self.tf = TfListener(node, float(p["tf_cache_s"]), self._log.warning)
+        try:
+            self.tf = TfListener(node, float(p["tf_cache_s"]), self._log.warning)
+        except SrenderError as exc:
+            self._log.error(f"no sensor camera will publish: {exc}")
+            self._cams, self.tf = [], None
+            return
         self._publish_static_tf()
         self._gen_queue: KeepLatestQueue[_GenJob] = KeepLatestQueue(1)
         self._gen_worker = Worker("srender-sensor-gen", self._gen_queue, self._run_generation, self._gen_failed)
@@ -235,6 +239,7 @@ class SensorCameras:
 
     def _publish_static_tf(self) -> None:
         from geometry_msgs.msg import TransformStamped
+        from tf2_msgs.msg import TFMessage
 
         statics = [c.spec for c in self._cams if c.spec.publishes_static_tf]
         if not statics:

@@ -17,11 +17,10 @@ import numpy as np
 from numpy.typing import NDArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from tf2_msgs.msg import TFMessage
 
 from srender_ros.core.geometry import make_transform, quat_wxyz_to_matrix
 from srender_ros.engine.tf_buffer import NS_PER_S, TfBuffer
-from srender_ros.errors import TfError
+from srender_ros.errors import BackendUnavailableError, TfError
 
 TF_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
                     durability=DurabilityPolicy.VOLATILE)
@@ -82,6 +81,12 @@ class TfListener:
     """
 
     def __init__(self, node: Node, cache_s: float, warn: Callable[[str], object]) -> None:
+        try:
+            from tf2_msgs.msg import TFMessage
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "sensor cameras read /tf but tf2_msgs is not importable: source your ROS 2 install, or run "
+                "`make setup` (it generates tf2_msgs into the venv)") from exc
         self.buffer = TfBuffer(cache_s=cache_s)
         self._cond = threading.Condition()
         self._warn = RateLimited(warn)
