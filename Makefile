@@ -6,13 +6,14 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.srender-setup-stamp
 MSG_BUILD := build/msgs
+TF2_BUILD := build/tf2_msgs
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 .PHONY: setup demo test lint unit bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg) scripts/check_env.sh
+$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg) interfaces/tf2_msgs/msg/TFMessage.msg scripts/check_env.sh
 	@sh scripts/check_env.sh
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
@@ -27,6 +28,15 @@ $(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.
 	  && cmake --install $(MSG_BUILD) >> $(MSG_BUILD).log 2>&1 \
 	  || { tail -30 $(MSG_BUILD).log; echo "srender setup: message generation failed (full log: $(MSG_BUILD).log)" >&2; exit 1; }
 	$(VPY) -c "from srender_ros.msg import RenderRequest, KeyframeSchedule, WorldStatus"
+	@# tf2_msgs (sensor cameras read /tf) is not on PyPI: generate TFMessage when none is importable.
+	$(VPY) -c "import tf2_msgs.msg" 2>/dev/null || { rm -rf $(TF2_BUILD) && \
+	  . $(VENV)/bin/activate && AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) cmake -S interfaces/tf2_msgs -B $(TF2_BUILD) \
+	    -DBUILD_TESTING=OFF -DCMAKE_PREFIX_PATH=$(CURDIR)/$(VENV) -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(VENV) \
+	    -DPython3_EXECUTABLE=$(CURDIR)/$(VPY) > $(TF2_BUILD).log 2>&1 \
+	  && cmake --build $(TF2_BUILD) -j2 >> $(TF2_BUILD).log 2>&1 \
+	  && cmake --install $(TF2_BUILD) >> $(TF2_BUILD).log 2>&1 \
+	  && $(VPY) -c "from tf2_msgs.msg import TFMessage" \
+	  || { tail -30 $(TF2_BUILD).log; echo "srender setup: tf2_msgs generation failed (full log: $(TF2_BUILD).log)" >&2; exit 1; }; }
 	@touch $(STAMP)
 	@echo "srender setup: .venv ready"
 

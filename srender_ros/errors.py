@@ -34,3 +34,8 @@ class ModelLoadError(SrenderError):
 
 class BagError(SrenderError):
     """A rosbag2 problem: unreadable input, unknown topic or frame, output exists."""
+
+
+class TfError(BagError):
+    """A TF lookup that cannot be answered: unknown frame, unconnected trees, a time outside the data
+    (raised by the shared TF buffer for bag replay and the node's sensor cameras alike)."""

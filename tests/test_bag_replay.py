@@ -24,10 +24,10 @@ from srender_ros.bag.pose_sources import (
 )
 from srender_ros.bag.reader import InputBag
 from srender_ros.bag.replay import ReplayConfig, plan_replay, render_stamps
-from srender_ros.bag.tf_tree import OutsidePolicy
 from srender_ros.bag.writer import OutputBag, Storage
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import R_BODY_OPTICAL, T_BODY_OPTICAL, PoseFrame, make_transform, to_optical
+from srender_ros.engine.tf_buffer import OutsidePolicy
 from srender_ros.errors import BagError, InputError
 
 S = 1_000_000_000

@@ -67,13 +67,20 @@ def test_launch_file_starts_our_executable_under_the_node_name(launch_tree: ast.
 
 def test_launch_arguments_and_overrides_match_the_node(launch_tree: ast.Module) -> None:
     args = {_const(c.args[0]) for c in _calls(launch_tree, "DeclareLaunchArgument")}
-    assert {"namespace", "params_file", "use_sim_time", "generator", "device"} <= args
-    used = {_const(c.args[0]) for c in _calls(launch_tree, "LaunchConfiguration")}
+    assert {"namespace", "params_file", "use_sim_time", "generator", "device", "environment", "width", "height",
+            "fov_deg", "camera_frame_id", "cameras_file"} <= args
+    # Optional overrides (applied only when given) are listed in OPTIONAL_OVERRIDES = {name: type}.
+    optional = next(n.value for n in launch_tree.body if isinstance(n, ast.Assign)
+                    and getattr(n.targets[0], "id", None) == "OPTIONAL_OVERRIDES")
+    assert isinstance(optional, ast.Dict)
+    optional_keys = {_const(k) for k in optional.keys}
+    used = {_const(c.args[0]) for c in _calls(launch_tree, "LaunchConfiguration")} - {None} | optional_keys
     assert used == args, "every declared argument is used and every used one declared"
-    node = _calls(launch_tree, "Node")[0]
-    overrides = [d for d in ast.walk(_kw(node, "parameters")) if isinstance(d, ast.Dict)]
-    keys = {_const(k) for d in overrides for k in d.keys}
+    overrides = [d for d in ast.walk(launch_tree) if isinstance(d, ast.Dict) and d is not optional]
+    keys = {_const(k) for d in overrides for k in d.keys} | optional_keys
     assert keys and keys <= set(PARAM_NAMES) | {"use_sim_time"}
+    for k, v in zip(optional.keys, optional.values, strict=True):
+        assert getattr(v, "id", None) == SPEC_BY_NAME[str(_const(k))].kind.__name__, "converted to the node's type"
     # The default params file is the installed config/srender.yaml: both build routes install it.
     text = LAUNCH.read_text()
     assert 'get_package_share_directory("srender_ros"), "config", "srender.yaml"' in text
@@ -118,11 +125,13 @@ def test_params_file_loads_into_the_node_with_exactly_its_declared_parameters(tm
     try:
         names = set(call(ListParameters, "list_parameters", ListParameters.Request()).result.names)
         declared = names - {"use_sim_time", "start_type_description_service"}
-        assert declared == set(yaml_params) == set(PARAM_NAMES)
+        from srender_ros.ros.sensor_config import SENSOR_PARAMS
+
+        assert declared == set(yaml_params) == set(PARAM_NAMES) | set(SENSOR_PARAMS)
         order = list(PARAM_NAMES)
         values = call(GetParameters, "get_parameters", GetParameters.Request(names=order)).values
         got = {n: parameter_value_to_python(v) for n, v in zip(order, values)}
-        expected = dict(yaml_params, world_dir=str(tmp_path))
+        expected = {k: v for k, v in dict(yaml_params, world_dir=str(tmp_path)).items() if k in PARAM_NAMES}
         assert got == expected
         descs = call(DescribeParameters, "describe_parameters", DescribeParameters.Request(names=order)).descriptors
         for d in descs:

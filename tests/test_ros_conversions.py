@@ -186,8 +186,11 @@ def test_negative_and_large_stamps_round_trip() -> None:
 def test_yaml_lists_every_parameter_with_its_default() -> None:
     doc = yaml.safe_load((REPO / "config" / "srender.yaml").read_text())
     params = doc["/**"]["ros__parameters"]
-    assert tuple(params) == PARAM_NAMES
-    assert NodeConfig.from_params(params) == NodeConfig()
+    from srender_ros.ros.sensor_config import SENSOR_PARAMS
+
+    assert tuple(params) == PARAM_NAMES + tuple(SENSOR_PARAMS)
+    assert NodeConfig.from_params({k: params[k] for k in PARAM_NAMES}) == NodeConfig()
+    assert {k: params[k] for k in SENSOR_PARAMS} == {k: v[0] for k, v in SENSOR_PARAMS.items()}
 
 
 @pytest.mark.parametrize(("changes", "match"), [
@@ -211,7 +214,10 @@ def test_config_refuses_bad_values_naming_the_parameter(changes: dict, match: st
 def test_node_doc_lists_every_parameter() -> None:
     doc = (REPO / "docs" / "node.md").read_text()
     rows = {line.split("|")[1].strip().strip("`") for line in doc.splitlines() if line.startswith("| `")}
-    assert set(PARAM_NAMES) <= rows
+    from srender_ros.ros.sensor_config import CAMERA_KEYS, SENSOR_PARAMS
+
+    assert set(PARAM_NAMES) | set(SENSOR_PARAMS) <= rows
+    assert {f"<name>.{k}" for k in CAMERA_KEYS} <= rows
 
 
 def test_config_specs_have_descriptions_and_coerce_ints_to_floats() -> None:

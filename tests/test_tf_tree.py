@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srender_ros.bag.tf_tree import OutsidePolicy, TfBuffer
 from srender_ros.core.geometry import invert_transform, make_transform
+from srender_ros.engine.tf_buffer import OutsidePolicy, TfBuffer
 from srender_ros.errors import BagError
 
 S = 1_000_000_000

@@ -24,8 +24,8 @@ from rosbags.typesys.store import Typestore
 
 from srender_ros.bag import messages as m
 from srender_ros.bag.reader import BagSource
-from srender_ros.bag.tf_tree import NS_PER_S, OutsidePolicy, TfBuffer
 from srender_ros.core.geometry import PoseFrame, make_transform, quat_wxyz_to_matrix, to_optical, xyzw_to_wxyz
+from srender_ros.engine.tf_buffer import NS_PER_S, OutsidePolicy, TfBuffer
 from srender_ros.errors import BagError, InputError
 
 log = logging.getLogger(__name__)

@@ -28,11 +28,11 @@ from numpy.typing import NDArray
 from srender_ros.bag import messages as m
 from srender_ros.bag.pose_sources import TF_STATIC_TOPIC, CameraTrack, parse_extrinsic, track_from_pose_topic, track_from_tf
 from srender_ros.bag.reader import open_input_bag
-from srender_ros.bag.tf_tree import NS_PER_S, OutsidePolicy
 from srender_ros.bag.writer import OutputBag, Storage, check_output_path
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import PoseFrame
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.engine.tf_buffer import NS_PER_S, OutsidePolicy
 from srender_ros.errors import BagError, InputError
 
 if TYPE_CHECKING:

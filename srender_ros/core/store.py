@@ -8,6 +8,12 @@ scratch directory and leaves the previous copy as it was; an interrupted swap is
 load. Loading verifies every file's checksum, so a damaged world raises WorldFormatError naming the
 file instead of loading half of it, and the other worlds stay usable.
 
+Several writers (processes: nodes of several robots, the CLI) may share a root. Each world has an
+inter-process lock (``<root>/.w-<id>.lock``, flock): exclusive while a save reads, merges and swaps,
+shared while a load reads. A save that finds the stored world changed since this store last read or
+wrote it merges instead of overwriting (:mod:`srender_ros.core.world_merge`: their Gaussians and
+keyframes stay, ours are added). :meth:`WorldStore.refresh` picks up what other writers saved.
+
 Threads: all public methods may be called from several threads. Lock order, to stay deadlock
 free: the store's map lock is only held briefly; a save takes ``state.lock`` (to snapshot) and the
 world's I/O lock one after the other, never nested. Processes: swaps and removals also take an
@@ -45,6 +51,7 @@ from srender_ros.core.manifest import (
 )
 from srender_ros.core.ply import read_ply, write_ply
 from srender_ros.core.world import GaussianWorld
+from srender_ros.core.world_merge import merge_gaussians, merge_keyframes
 from srender_ros.errors import InputError, SrenderError, WorldFormatError
 
 __all__ = ["ENV_WORLD_DIR", "KeyframeRecord", "WorldInfo", "WorldState", "WorldStore", "WorldWriteError",
@@ -129,6 +136,10 @@ class WorldState:
         # put an older snapshot over a newer one.
         self.version = 0
         self._written_version = -1 if dirty else 0
+        # The stored world as this store last read or wrote it (base of a merge) and the stored
+        # manifest's digest then (None: nothing stored yet).
+        self._base_world = self.world if not dirty else GaussianWorld.empty()
+        self._base_token: str | None = None
 
     def replace_world(self, world: GaussianWorld) -> None:
         """Swap in new Gaussians (e.g. after a merge) and mark the state dirty."""
@@ -239,6 +250,35 @@ class WorldStore:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def _world_lock(self, world_id: str, exclusive: bool) -> Iterator[None]:
+        """Inter-process lock of one world (``<root>/.w-<id>.lock``; no-op without fcntl or on a read-only root)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: one process per root
+            yield
+            return
+        try:
+            f = open(self.root / f".{WORLD_DIR_PREFIX}{world_id}.lock", "a+b")
+        except OSError:
+            yield
+            return
+        with f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+    def _disk_token(self, world_id: str) -> str | None:
+        """Digest of the stored manifest (changes with every save), or None when nothing is stored."""
+        import hashlib
+
+        try:
+            return hashlib.sha256((self.world_dir(world_id) / MANIFEST_NAME).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
     def _cleanup_scratch(self) -> None:
         """Undo interrupted swaps and delete leftovers of crashed saves and removals."""
         now = time.time()
@@ -285,12 +325,16 @@ class WorldStore:
             except OSError as exc:
                 raise WorldFormatError(f"{target}: missing, and restoring its copy from an interrupted save "
                                        f"failed: {exc}") from exc
-        snap = read_world_files(target, verify=True)
+        with self._world_lock(world_id, exclusive=False):
+            token = self._disk_token(world_id)
+            snap = read_world_files(target, verify=True)
         if snap.world_id != world_id or world_id_for_prompt(snap.prompt) != world_id:
             raise WorldFormatError(f"{target / MANIFEST_NAME}: its prompt/world_id do not match the directory name "
                                    f"{target.name}; was the directory renamed?")
-        return WorldState(snap.prompt, snap.world, list(snap.keyframes), snap.generator_name, snap.generator_settings,
-                          snap.created_utc, snap.updated_utc, dirty=False)
+        state = WorldState(snap.prompt, snap.world, list(snap.keyframes), snap.generator_name,
+                           snap.generator_settings, snap.created_utc, snap.updated_utc, dirty=False)
+        state._base_token = token
+        return state
 
     def _get_by_id(self, world_id: str) -> WorldState | None:
         with self._lock:
@@ -397,28 +441,90 @@ class WorldStore:
         """
         if not isinstance(state, WorldState):
             raise InputError(f"save: expected a WorldState, got {type(state).__name__}")
-        snap, version = state.snapshot()
         target = self.world_dir(state.world_id)
-        with self._io_lock(state.world_id):
-            if version < state._written_version:
-                return  # a newer snapshot of this state is already on disk
-            scratch = atomic.scratch_name(target, atomic.TMP_PREFIX)
-            try:
-                scratch.mkdir()
-                write_world_files(scratch, snap)
-                with self._root_lock():
-                    atomic.swap_dir(scratch, target)
-            except OSError as exc:
-                raise WorldWriteError(f"could not save world {state.world_id} to {target}: {exc}; "
-                                      "the previously saved copy is unchanged") from exc
-            finally:
-                if scratch.exists():
-                    shutil.rmtree(scratch, ignore_errors=True)
-            state._written_version = version
+        # Lock order: state.lock, then the world's I/O lock, then its inter-process lock.
         with state.lock:
+            snap, version = state.snapshot()
+            with self._io_lock(state.world_id):
+                if version < state._written_version:
+                    return  # a newer snapshot of this state is already on disk
+                scratch = atomic.scratch_name(target, atomic.TMP_PREFIX)
+                merged = False
+                try:
+                    with self._world_lock(state.world_id, exclusive=True):
+                        snap, merged = self._merge_stored(state, snap)
+                        scratch.mkdir()
+                        write_world_files(scratch, snap)
+                        with self._root_lock():
+                            atomic.swap_dir(scratch, target)
+                        token = self._disk_token(state.world_id)
+                except OSError as exc:
+                    raise WorldWriteError(f"could not save world {state.world_id} to {target}: {exc}; "
+                                          "the previously saved copy is unchanged") from exc
+                finally:
+                    if scratch.exists():
+                        shutil.rmtree(scratch, ignore_errors=True)
+                state._written_version = version
+            if merged:  # what the others saved is now ours too
+                state.world = snap.world
+                state.keyframes = list(snap.keyframes)
+            state._base_world, state._base_token = snap.world, token
             state.updated_utc = snap.updated_utc
             if state.version == version:
                 state.dirty = False
+
+    def _merge_stored(self, state: WorldState, snap: WorldSnapshot) -> tuple[WorldSnapshot, bool]:
+        """``snap`` merged with the stored world when another writer saved since we last synced.
+
+        Caller holds the world's exclusive lock. Returns (snapshot to write, whether it merged).
+        """
+        token = self._disk_token(state.world_id)
+        if token is None or token == state._base_token:
+            return snap, False
+        try:
+            theirs = read_world_files(self.world_dir(state.world_id), verify=True)
+        except WorldFormatError as exc:
+            log.error("world store: the stored copy of %s is damaged, overwriting it with this one: %s",
+                      state.world_id, exc)
+            return snap, False
+        world = merge_gaussians(state._base_world, snap.world, theirs.world)
+        keyframes = merge_keyframes(snap.keyframes, theirs.keyframes)
+        log.info("world store: %s was saved by another writer meanwhile; merged (%d + %d keyframes -> %d)",
+                 state.world_id, len(theirs.keyframes), len(snap.keyframes), len(keyframes))
+        return snap._replace(world=world, keyframes=tuple(keyframes), created_utc=theirs.created_utc), True
+
+    def refresh(self, prompt: str) -> bool:
+        """Pick up what other writers saved for ``prompt``'s loaded world (merged with unsaved changes here).
+
+        Cheap when nothing changed (reads the manifest only). Returns True when the world changed.
+
+        Raises:
+            WorldFormatError: the stored world is damaged.
+        """
+        wid = world_id_for_prompt(prompt)
+        with self._lock:
+            state = self._cache.get(wid)
+        if state is None:
+            return False
+        token = self._disk_token(wid)
+        if token is None or token == state._base_token:
+            return False
+        with state.lock:
+            with self._io_lock(wid), self._world_lock(wid, exclusive=False):
+                token = self._disk_token(wid)
+                if token is None or token == state._base_token:
+                    return False
+                theirs = read_world_files(self.world_dir(wid), verify=True)
+            if state.dirty:
+                state.world = merge_gaussians(state._base_world, state.world, theirs.world)
+                state.keyframes = merge_keyframes(state.keyframes, theirs.keyframes)
+            else:
+                state.world, state.keyframes = theirs.world, list(theirs.keyframes)
+            state._base_world, state._base_token = theirs.world, token
+            state.updated_utc = theirs.updated_utc
+        log.info("world store: %s picked up another writer's save (%d keyframes, %d Gaussians)", wid,
+                 len(state.keyframes), len(state.world))
+        return True
 
     def save_all(self) -> int:
         """Save every loaded dirty world; returns how many were saved."""
@@ -531,6 +637,7 @@ class WorldStore:
             state.keyframes.clear()
             state.generator_name = "import"
             state.generator_settings = {"source": source}
+            state._base_token = self._disk_token(wid)  # replace what is stored, do not merge with it
         self.save(state)
         self._enforce_budget(keep=wid)
         return state

@@ -69,7 +69,7 @@ class NodeConfig:
     refine_iterations: int = REFINE_ITERATIONS_PER_CHUNK
     publish_mode: str = "fast"
     image_qos: str = "reliable"
-    qos_depth: int = 30
+    qos_depth: int = 100
     publish_depth: bool = True
     queue_depth: int = 2
     camera_pose_generate: bool = True
@@ -249,9 +249,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "node clock (use_sim_time respected).", choices=PUBLISH_MODES),
     ParamSpec("image_qos", str, "QoS of image, depth and CameraInfo publishers: reliable or sensor_data "
               "(best effort).", choices=IMAGE_QOS, runtime=False),
-    ParamSpec("qos_depth", int, "History depth of image, depth and CameraInfo publishers; keep it >= chunk_size, "
-              "or reliable subscribers can lose frames of a chunk's burst.", min_value=1, max_value=10000,
-              runtime=False),
+    ParamSpec("qos_depth", int, "History depth of image, depth and CameraInfo publishers; with reliable QoS the "
+              "node waits for acknowledgements every qos_depth/2 frames, so none is dropped from it.",
+              min_value=1, max_value=10000, runtime=False),
     ParamSpec("publish_depth", bool, "Publish camera/depth/image_raw (32FC1 metres, NaN empty)."),
     ParamSpec("queue_depth", int, "Path requests waiting behind the running one; beyond it the oldest waiting "
               "request is dropped.", min_value=1, max_value=1000),

@@ -46,11 +46,15 @@ from srender_ros.ros.conversions import (
     rgb_to_image_msg,
     trajectory_from_path,
 )
+from srender_ros.ros.sensor_cameras import CameraStats, SensorCameras
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
+from srender_ros.ros.world_sync import WorldSync
 
 NODE_NAME = "srender"
 #: Status messages kept for late joiners (one per environment is what they need; a few spare).
 STATUS_HISTORY = 10
+#: How long a path's publishing waits for reliable subscribers to acknowledge frames (see _wait_acked).
+ACK_TIMEOUT_S = 2.0
 #: How long shutdown waits for a request in progress (a diffusion keyframe may take this long).
 SHUTDOWN_WAIT_S = 30.0
 
@@ -115,6 +119,9 @@ class SrenderNode(Node):
         self._seq = itertools.count(1)
         self._world_info: dict[str, WorldSummary] = {}
         self._last_pose_error_s = -1e9
+        self._last_ack_warning_s = -1e9
+        self._pose_refusal_reported = False  # see _refuse
+        self._unacked = 0  # frames published since the last wait for acknowledgements (paths and views)
 
         image_qos = _image_qos(self._config)
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
@@ -141,6 +148,14 @@ class SrenderNode(Node):
         self.add_post_set_parameters_callback(self._apply_parameters)
         self._path_worker.start()
         self._view_worker.start()
+        # Sensor cameras on TF frames (parameters world_frame, cameras; none by default): sensor_cameras.py.
+        self._sensors = SensorCameras(self, self._backend.renderer, self._sensor_world, lambda: self._config,
+                                      self._sensor_generate, self._sensor_status)
+        self._sensors.start()
+        # Keyframes other nodes saved to the shared world_dir: picked up in the background (world_sync.py).
+        self._world_sync = WorldSync(self._backend.store, lambda: self._config.environment,
+                                     lambda env: self._sensor_status(env, False, "world_sync", ""))
+        self._world_sync.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
         c = self._config
         self._check_depth(c)
@@ -323,6 +338,7 @@ class SrenderNode(Node):
         generate = job.config.camera_pose_generate and not self._path_worker.busy
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
+        self._pose_refusal_reported = False
         if generate:  # the view may have added a keyframe: tell status listeners
             info = self._backend.stored_world(job.environment)
             if info is not None and info != self._world_info.get(job.environment):
@@ -354,6 +370,28 @@ class SrenderNode(Node):
                 self._publish(self._pub_info, camera_info_from_intrinsics(intrinsics, stamp, frame))
             if want_depth:
                 self._publish(self._pub_depth, depth_to_image_msg(depth_m[k], stamp, frame))
+            self._unacked += 1
+            if cfg.image_qos == "reliable" and self._unacked >= max(1, cfg.qos_depth // 2):
+                self._wait_acked()
+                self._unacked = 0
+
+    def _wait_acked(self) -> None:
+        """Back-pressure for reliable publishing: wait until every reliable subscriber acknowledged what
+        was sent, so a KEEP_LAST writer history never drops a frame it still holds for someone (a burst
+        longer than ``qos_depth`` lost frames on a loaded machine). A subscriber that does not answer
+        within ACK_TIMEOUT_S is given up on for this burst (warned about, rate limited)."""
+        from rclpy.duration import Duration
+
+        for pub in (self._pub_image, self._pub_info, self._pub_depth):
+            if pub.get_subscription_count() == 0:
+                continue
+            if not pub.wait_for_all_acked(Duration(seconds=ACK_TIMEOUT_S)):
+                now = time.monotonic()
+                if now - self._last_ack_warning_s > 10.0:
+                    self._last_ack_warning_s = now
+                    self.get_logger().warning(
+                        f"a reliable subscriber of {pub.topic_name} did not acknowledge frames within "
+                        f"{ACK_TIMEOUT_S:g} s; publishing on (it may lose frames)")
 
     def _wait_until(self, target_ns: int) -> None:
         """Sleep until the node clock (sim time when use_sim_time) reaches ``target_ns``."""
@@ -399,18 +437,51 @@ class SrenderNode(Node):
         """Log a refused or failed request and report it in WorldStatus.last_error."""
         text = str(exc) or type(exc).__name__
         if request_id == "camera_pose":
-            # Poses may stream at control-loop rates: report at most once a second.
+            # Poses may stream at control-loop rates: log at most once a second, and put only the first
+            # refusal of a run of bad poses into the latched WorldStatus history (until a pose is served
+            # again), so a flood never pushes the worlds' real entries out of the last STATUS_HISTORY.
             now = time.monotonic()
             if now - self._last_pose_error_s < 1.0:
                 return
             self._last_pose_error_s = now
             self.get_logger().error(f"camera_pose refused: {text}")
+            if self._pose_refusal_reported:
+                return
+            self._pose_refusal_reported = True
         else:
             self.get_logger().error(f"request {request_id} refused: {text}")
         info = self._world_info.get(environment) or WorldSummary(self._backend.world_id_of(environment), 0, 0)
         if state is None:
             state = WorldStatus.STATE_READY if info and info.gaussians > 0 else WorldStatus.STATE_EMPTY
         self._publish_status(environment, state, info, last_error=f"{request_id}: {text}", request_id=request_id)
+
+    # ---- sensor cameras (the cameras themselves live in sensor_cameras.py) ----------------------
+    def sensor_stats(self) -> list[CameraStats]:
+        """Per sensor camera: asked/achieved rate, latency p50/p95, skipped ticks, generation pending."""
+        return self._sensors.stats()
+
+    def _sensor_world(self, environment: str) -> Any:
+        state = self._backend.store.get(environment)
+        return None if state is None else state.world
+
+    def _sensor_generate(self, environment: str, intrinsics: Intrinsics, T_world_cam: NDArray[np.float64]) -> None:
+        if self._stopping.is_set():
+            return
+        pipeline = self._backend.pipeline(self._config)
+        pipeline.view(environment, intrinsics, T_world_cam, generate_if_uncovered=True)
+
+    def _sensor_status(self, environment: str, generating: bool, request_id: str, error: str) -> None:
+        if error:
+            self._refuse(request_id, environment, SrenderError(error), WorldStatus.STATE_ERROR)
+            return
+        if generating:
+            self._publish_status(environment, WorldStatus.STATE_GENERATING, self._world_info.get(environment),
+                                 request_id=request_id)
+            return
+        info = self._backend.stored_world(environment)
+        if info is not None:
+            self._world_info[environment] = info
+        self._publish_status(environment, WorldStatus.STATE_READY, info, request_id=request_id)
 
     # ---- life cycle ---------------------------------------------------------------------------
     def _warm_up(self) -> None:
@@ -449,6 +520,8 @@ class SrenderNode(Node):
         for job in self._jobs.close():
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
+        self._sensors.close()
+        self._world_sync.close()
         try:
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")

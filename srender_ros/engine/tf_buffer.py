@@ -7,6 +7,10 @@ slerp rotation). Static links hold at every time. Times outside a moving link's 
 (``OutsidePolicy.REFUSE``, tf2's ``ExtrapolationException``) or held at the nearest sample
 (``OutsidePolicy.CLAMP``). Like tf2, gaps inside the data are bridged by interpolation however long
 they are.
+
+Live use (the node's sensor cameras): ``TfBuffer(cache_s=10)`` keeps each moving link's samples of
+the last ``cache_s`` seconds (tf2's default cache is 10 s) and rebuilds only the links that changed
+since the last lookup. Not thread-safe: callers serialize access (``srender_ros.ros.tf_listener``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.core.geometry import make_transform, matrix_to_quat_wxyz, quat_wxyz_to_matrix, slerp_wxyz
-from srender_ros.errors import BagError
+from srender_ros.errors import TfError
 
 NS_PER_S = 1_000_000_000
 
@@ -26,7 +30,7 @@ NS_PER_S = 1_000_000_000
 class OutsidePolicy(str, Enum):
     """What a lookup does at a time outside a moving link's recorded span."""
 
-    REFUSE = "refuse"  # raise BagError naming the link and its span (tf2's behaviour)
+    REFUSE = "refuse"  # raise TfError naming the link and its span (tf2's behaviour)
     CLAMP = "clamp"  # hold the first / last recorded transform
 
 
@@ -59,26 +63,32 @@ class TfBuffer:
     A child frame with two different parents is refused, as in tf2 a frame has exactly one parent.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cache_s: float | None = None) -> None:
+        """Args:
+            cache_s: keep each moving link's samples up to this many seconds older than its newest
+                one (None: keep everything, as a bag replay wants).
+        """
         self._static: dict[str, tuple[str, NDArray[np.float64]]] = {}  # child -> (parent, [4, 4])
         self._dynamic: dict[str, tuple[str, list[int], list[NDArray[np.float64]]]] = {}  # child -> samples
         self._links: dict[str, _Link] | None = None
+        self._stale: set[str] = set()  # children whose link must be rebuilt
+        self.cache_ns = None if cache_s is None else int(cache_s * NS_PER_S)
 
     # -- filling -----------------------------------------------------------------------------
     def _check_parent(self, parent: str, child: str, static: bool) -> None:
         if not parent or not child:
-            raise BagError(f"transform with an empty frame id (parent {parent!r}, child {child!r}); "
+            raise TfError(f"transform with an empty frame id (parent {parent!r}, child {child!r}); "
                            "every TF transform needs header.frame_id and child_frame_id")
         if parent == child:
-            raise BagError(f"transform from frame {child!r} to itself; a TF link needs two different frames")
+            raise TfError(f"transform from frame {child!r} to itself; a TF link needs two different frames")
         other = self._dynamic.get(child) if static else self._static.get(child)
         if other is not None:
             kind = "moving (/tf)" if static else "static (/tf_static)"
-            raise BagError(f"frame {child!r} has both a static and a moving parent: it is already the child of "
+            raise TfError(f"frame {child!r} has both a static and a moving parent: it is already the child of "
                            f"{other[0]!r} as a {kind} link; a frame may have one parent only")
         same = self._static.get(child) if static else self._dynamic.get(child)
         if same is not None and same[0] != parent:
-            raise BagError(f"frame {child!r} has two parents, {same[0]!r} and {parent!r}; a TF frame may have "
+            raise TfError(f"frame {child!r} has two parents, {same[0]!r} and {parent!r}; a TF frame may have "
                            "one parent only (re-parenting during a recording is not supported)")
 
     def add_static(self, parent: str, child: str, T_parent_child: NDArray[np.floating]) -> None:
@@ -90,7 +100,7 @@ class TfBuffer:
         """
         self._check_parent(parent, child, static=True)
         self._static[child] = (parent, np.asarray(T_parent_child, dtype=np.float64).reshape(4, 4).copy())
-        self._links = None
+        self._stale.add(child)
 
     def add_dynamic(self, parent: str, child: str, stamp_ns: int, T_parent_child: NDArray[np.floating]) -> None:
         """One time-stamped sample of a moving link (``/tf``). Samples may arrive in any order; for
@@ -105,27 +115,37 @@ class TfBuffer:
         entry = self._dynamic.setdefault(child, (parent, [], []))
         entry[1].append(int(stamp_ns))
         entry[2].append(np.asarray(T_parent_child, dtype=np.float64).reshape(4, 4))
-        self._links = None
+        self._stale.add(child)
 
     # -- structure ---------------------------------------------------------------------------
     def _build(self) -> dict[str, _Link]:
-        if self._links is not None:
+        if self._links is not None and not self._stale:
             return self._links
-        links: dict[str, _Link] = {}
-        for child, (parent, T) in self._static.items():
-            T = T[None]
-            links[child] = _Link(parent, child, np.zeros(0, np.int64), T[:, :3, 3], matrix_to_quat_wxyz(T[:, :3, :3]))
-        for child, (parent, stamps, Ts) in self._dynamic.items():
+        links = {} if self._links is None else self._links
+        todo = set(self._static) | set(self._dynamic) if self._links is None else self._stale
+        for child in todo:
+            if child in self._static:
+                parent, T = self._static[child]
+                T = T[None]
+                links[child] = _Link(parent, child, np.zeros(0, np.int64), T[:, :3, 3],
+                                     matrix_to_quat_wxyz(T[:, :3, :3]))
+                continue
+            parent, stamps, Ts = self._dynamic[child]
             st = np.asarray(stamps, dtype=np.int64)
             T_all = np.stack(Ts)
             # Stable sort, then keep the last sample per stamp (a re-sent transform replaces the old one).
             order = np.argsort(st, kind="stable")
             st, T_all = st[order], T_all[order]
             keep = np.append(st[1:] != st[:-1], True)
+            if self.cache_ns is not None:
+                keep &= st >= st[-1] - self.cache_ns
             st, T_all = st[keep], T_all[keep]
+            if len(st) < len(stamps):  # forget what the cache dropped (and duplicates)
+                self._dynamic[child] = (parent, st.tolist(), list(T_all))
             q = matrix_to_quat_wxyz(T_all[:, :3, :3])
             links[child] = _Link(parent, child, st, T_all[:, :3, 3].copy(), q)
         self._links = links
+        self._stale = set()
         return links
 
     @property
@@ -156,7 +176,7 @@ class TfBuffer:
         while chain[-1] in links:
             chain.append(links[chain[-1]].parent)
             if len(chain) > len(links) + 1:
-                raise BagError(f"the TF tree has a loop through frame {frame!r}: {' -> '.join(chain[-6:])}")
+                raise TfError(f"the TF tree has a loop through frame {frame!r}: {' -> '.join(chain[-6:])}")
         return chain
 
     def chain(self, target_frame: str, source_frame: str) -> tuple[list[str], list[str]]:
@@ -166,19 +186,19 @@ class TfBuffer:
             (up, down): child frames of the links from ``source_frame`` up to the common ancestor, and
             child frames of the links from ``target_frame`` up to it.
         Raises:
-            BagError: a frame is unknown (lists the known frames) or the two are in unconnected trees
+            TfError: a frame is unknown (lists the known frames) or the two are in unconnected trees
             (names both roots: the missing link is a transform between them).
         """
         known = self.frames
         for name, frame in (("target", target_frame), ("source", source_frame)):
             if frame not in known:
-                raise BagError(f"{name} frame {frame!r} is not in the TF data; frames present: "
+                raise TfError(f"{name} frame {frame!r} is not in the TF data; frames present: "
                                f"{', '.join(known) if known else '(none: no /tf or /tf_static transforms)'}")
         up_src = self._ancestors(source_frame)
         up_tgt = self._ancestors(target_frame)
         common = next((f for f in up_src if f in set(up_tgt)), None)
         if common is None:
-            raise BagError(
+            raise TfError(
                 f"no TF path from {target_frame!r} to {source_frame!r}: they are in unconnected trees, "
                 f"{target_frame!r} under root {up_tgt[-1]!r} ({' -> '.join(up_tgt)}) and {source_frame!r} under root "
                 f"{up_src[-1]!r} ({' -> '.join(up_src)}); the missing link is a transform connecting "
@@ -187,7 +207,7 @@ class TfBuffer:
 
     def span_ns(self, target_frame: str, source_frame: str) -> tuple[int, int] | None:
         """Time span where every moving link between the two frames has data (intersection), or None
-        when the path is all static. Raises BagError when the spans of two links do not overlap."""
+        when the path is all static. Raises TfError when the spans of two links do not overlap."""
         up, down = self.chain(target_frame, source_frame)
         links = self._build()
         span: tuple[int, int] | None = None
@@ -200,7 +220,7 @@ class TfBuffer:
             names.append(f"{lk.parent}->{lk.child} [{_fmt_s(a)}, {_fmt_s(b)}]")
             span = (a, b) if span is None else (max(span[0], a), min(span[1], b))
         if span is not None and span[0] > span[1]:
-            raise BagError(f"the moving TF links between {target_frame!r} and {source_frame!r} have no common "
+            raise TfError(f"the moving TF links between {target_frame!r} and {source_frame!r} have no common "
                            f"time: {'; '.join(names)}")
         return span
 
@@ -214,7 +234,7 @@ class TfBuffer:
         outside = (stamps_ns < a) | (stamps_ns > b)
         if outside.any() and OutsidePolicy(policy) is OutsidePolicy.REFUSE:
             bad = int(stamps_ns[np.argmax(outside)])
-            raise BagError(
+            raise TfError(
                 f"TF link {lk.parent!r} -> {lk.child!r} has no data at {_fmt_s(bad)} ({int(outside.sum())} of {n} "
                 f"requested times are outside): its data spans [{_fmt_s(a)}, {_fmt_s(b)}]; request times inside "
                 "that span or clamp to the nearest sample (--outside clamp)")
@@ -248,7 +268,7 @@ class TfBuffer:
         Returns:
             [N, 4, 4] float64 rigid transforms.
         Raises:
-            BagError: unknown frame, unconnected trees, or (REFUSE) a time outside the data.
+            TfError: unknown frame, unconnected trees, or (REFUSE) a time outside the data.
         """
         st = np.atleast_1d(np.asarray(stamps_ns, dtype=np.int64))
         policy = OutsidePolicy(policy)
