@@ -34,6 +34,7 @@ from srender_ros.core.pipeline import RenderJob
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import KeyframeSchedule, RenderRequest, WorldStatus
+from srender_ros.ros.action_server import RenderActionServer
 from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldSummary, intrinsics_of, pipeline_config
 from srender_ros.ros.config import PARAM_NAMES, PARAM_SPECS, NodeConfig, ParamSpec
 from srender_ros.ros.conversions import (
@@ -139,6 +140,9 @@ class SrenderNode(Node):
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
+        #: Held while a path (topic request or render goal) is served: one path renders at a time.
+        self.render_lock = threading.Lock()
+        self._action = RenderActionServer(self)
         self._path_worker.start()
         self._view_worker.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
@@ -256,7 +260,8 @@ class SrenderNode(Node):
     # ---- path worker --------------------------------------------------------------------------
     def _run_path_job(self, job: PathJob) -> None:
         try:
-            self._serve_path(job)
+            with self.render_lock:
+                self._serve_path(job)
         except _Stopped:
             return
 
@@ -320,7 +325,7 @@ class SrenderNode(Node):
         pipeline = self._backend.pipeline(job.config)
         # While the path worker is busy it may hold the world's lock for a keyframe; render what the
         # world has instead of waiting for it.
-        generate = job.config.camera_pose_generate and not self._path_worker.busy
+        generate = job.config.camera_pose_generate and not self.render_lock.locked()
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
         if generate:  # the view may have added a keyframe: tell status listeners
@@ -412,6 +417,43 @@ class SrenderNode(Node):
             state = WorldStatus.STATE_READY if info and info.gaussians > 0 else WorldStatus.STATE_EMPTY
         self._publish_status(environment, state, info, last_error=f"{request_id}: {text}", request_id=request_id)
 
+    # ---- for the action server (srender_ros/ros/action_server.py) -----------------------------
+    @property
+    def current_config(self) -> NodeConfig:
+        """The node's config now (parameters applied)."""
+        return self._config
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def now_ns(self) -> int:
+        """The node clock (sim time under use_sim_time), ns."""
+        return self._now_ns()
+
+    def publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
+                       intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None) -> None:
+        """Publish frames on the camera topics like a path request (see ``_publish_frames``)."""
+        self._publish_frames(stamps_ns, rgb, depth_m, intrinsics, cfg, offset_ns)
+
+    def report_refusal(self, request_id: str, environment: str, exc: Exception, failed: bool = False) -> None:
+        """Log a refused (or, ``failed``, broken) request and report it in WorldStatus.last_error."""
+        self._refuse(request_id, environment, exc, WorldStatus.STATE_ERROR if failed else None)
+
+    def publish_world_status(self, environment: str, state: int, request_id: str = "") -> None:
+        """Publish WorldStatus of ``environment`` with its current counts."""
+        try:
+            info = self._backend.stored_world(environment)
+        except SrenderError:
+            info = None
+        if info is not None:
+            self._world_info[environment] = info
+        self._publish_status(environment, state, info or self._world_info.get(environment), request_id=request_id)
+
     # ---- life cycle ---------------------------------------------------------------------------
     def _warm_up(self) -> None:
         """Build the generator (may load models) off the executor so the first request starts sooner,
@@ -450,6 +492,8 @@ class SrenderNode(Node):
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
         try:
+            if not self._action.shutdown(SHUTDOWN_WAIT_S):
+                log.warning(f"render goal in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
             self._view_worker.join(5.0)
