@@ -6,6 +6,7 @@ Arguments:
   use_sim_time  follow /clock (publish_mode paced then paces on simulation time)
   generator     keyframe generator: procedural | diffusers (overrides the YAML)
   device        torch device: auto | cpu | cuda | cuda:N (overrides the YAML)
+  lifecycle     true: start the managed (lifecycle) node, unconfigured; drive it with `ros2 lifecycle set`
 """
 
 import os
@@ -27,6 +28,8 @@ def generate_launch_description():
         DeclareLaunchArgument("generator", default_value="procedural",
                               description="Keyframe generator: procedural | diffusers"),
         DeclareLaunchArgument("device", default_value="auto", description="Torch device: auto | cpu | cuda | cuda:N"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="true: managed node (configure/activate with `ros2 lifecycle set`)"),
         Node(
             package="srender_ros",
             executable="srender_node",
@@ -34,6 +37,7 @@ def generate_launch_description():
             namespace=LaunchConfiguration("namespace"),
             output="screen",
             emulate_tty=True,
+            arguments=[["--lifecycle=", LaunchConfiguration("lifecycle")]],
             parameters=[
                 LaunchConfiguration("params_file"),
                 {

@@ -145,6 +145,8 @@ def test_launch_with_namespace_and_sim_time(ros2_tools: tools.Ros2Tools, world_e
         topics = _eventually(ros2_tools, world_env, ("topic", "list"), lambda out: "/robot1/camera/image_raw" in out)
         for name in ("/robot1/trajectory", "/robot1/camera/image_raw", "/robot1/srender/world_status"):
             assert name in topics.split(), topics
+        actions = _eventually(ros2_tools, world_env, ("action", "list"), lambda out: "/robot1/render" in out)
+        assert "/robot1/render" in actions.split(), actions
         sim = _param(ros2_tools, world_env, "get", "/robot1/srender", "use_sim_time")
         assert "True" in sim.stdout, sim.stdout
     finally:
@@ -175,3 +177,28 @@ def test_ros2_run_starts_the_installed_executable(ros2_tools: tools.Ros2Tools, w
     finally:
         code = run.stop()
     assert code == 0, run.output()[-3000:]
+
+
+def test_launch_lifecycle_and_ros2_lifecycle_set(ros2_tools: tools.Ros2Tools, world_env: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    run = Launched(ros2_tools, tmp_path / "launch.log", "launch", "srender_ros", "srender.launch.py",
+                   "lifecycle:=true", env=world_env)
+    try:
+        run.wait_for_output(r"\[srender\]: unconfigured")
+
+        def lifecycle(*args: str) -> str:
+            return tools.subprocess.run(ros2_tools.ros2("lifecycle", *args), env=world_env, capture_output=True,
+                                        text=True, timeout=120).stdout
+
+        got = _eventually(ros2_tools, world_env, ("lifecycle", "get", "/srender"), lambda out: "unconfigured" in out)
+        assert "unconfigured [1]" in got, got
+        for transition, state in (("configure", "inactive [2]"), ("activate", "active [3]"),
+                                  ("deactivate", "inactive [2]"), ("cleanup", "unconfigured [1]")):
+            out = lifecycle("set", "/srender", transition)
+            assert "Transitioning successful" in out, (transition, out, run.output()[-2000:])
+            out = lifecycle("get", "/srender")
+            assert out.startswith(state), (transition, out)
+    finally:
+        code = run.stop()
+    assert code == 0, run.output()[-3000:]
+    assert "Traceback" not in run.output()

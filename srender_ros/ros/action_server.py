@@ -101,7 +101,9 @@ class RenderActionServer:
     def _on_goal(self, goal: Any) -> GoalResponse:
         cfg = self._node.current_config
         waiting = len(self._queue)
-        if self._queue.closed:
+        if self._queue.closed or not self._node.accepting:
+            self._node.get_logger().warning("render goal rejected: the node is not accepting requests (shutting "
+                                            "down or not active)")
             return GoalResponse.REJECT
         if waiting >= cfg.queue_depth:
             reason = (f"render goal rejected: {waiting} goal(s) already wait behind the running one (parameter "
@@ -160,8 +162,8 @@ class RenderActionServer:
             self._node.report_refusal(goal.request_id, handle.request.environment.strip(), exc,
                                       failed=not isinstance(exc, InputError))
         except Exception as exc:
-            if self._node.stopping:
-                goal.outcome, goal.result.error = "abort", "the node is shutting down"
+            if not self._node.accepting:
+                goal.outcome, goal.result.error = "abort", "the node stopped serving (shut down or deactivated)"
             else:  # a bug: the goal still gets an answer and the worker lives on
                 goal.outcome, goal.result.error = "abort", f"{type(exc).__name__}: {exc}"
                 self._node.get_logger().error(f"goal {goal.request_id} failed: {goal.result.error}")
@@ -188,7 +190,7 @@ class RenderActionServer:
                                  f"{intr.width_px}x{intr.height_px}; send them at the same size")
         n = len(traj)
         res.frames_total = n
-        canceled = lambda: handle.is_cancel_requested or node.stopping  # noqa: E731
+        canceled = lambda: handle.is_cancel_requested or not node.accepting  # noqa: E731
         fb = Feedback(phase=Feedback.PHASE_SCHEDULING, phase_text="scheduling keyframes", frames_total=n)
         handle.publish_feedback(fb)
 
@@ -256,3 +258,7 @@ class RenderActionServer:
         """Stop taking goals; waiting ones are dropped, the running one stops at its next frame."""
         self._queue.close()
         return self._worker.join(timeout_s)
+
+    def destroy(self) -> None:
+        """Remove the action server from the node (the lifecycle variant's cleanup)."""
+        self._server.destroy()

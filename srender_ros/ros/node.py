@@ -111,6 +111,13 @@ class SrenderNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._config = self._declare_parameters()
+        self._setup()
+
+    def _setup(self) -> None:
+        """Everything but the parameters: backend, publishers, subscriptions, workers, the action.
+
+        The lifecycle variant (srender_ros/ros/lifecycle.py) calls it on configure instead.
+        """
         self._backend = Backend(self._config)
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
@@ -431,6 +438,11 @@ class SrenderNode(Node):
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def accepting(self) -> bool:
+        """Whether new requests and goals are taken (the lifecycle variant: only while active)."""
+        return not self._stopping.is_set()
+
     def now_ns(self) -> int:
         """The node clock (sim time under use_sim_time), ns."""
         return self._now_ns()
@@ -525,14 +537,38 @@ class _RosLogHandler(logging.Handler):
             self._logger.debug(text)
 
 
+def _lifecycle_flag(argv: list[str]) -> tuple[bool, list[str]]:
+    """(``--lifecycle`` given, argv without it); ``--lifecycle=true|false`` comes from the launch file."""
+    rest, lifecycle = [], False
+    ros_args = False
+    for arg in argv:
+        if arg == "--ros-args":
+            ros_args = True
+        if not ros_args and (arg == "--lifecycle" or arg.startswith("--lifecycle=")):
+            lifecycle = arg.split("=", 1)[1].strip().lower() in ("true", "1") if "=" in arg else True
+            continue
+        rest.append(arg)
+    return lifecycle, rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``srender_node`` (``ros2 run srender_ros srender_node --ros-args ...``)."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    """Entry point of ``srender_node`` (``ros2 run srender_ros srender_node [--lifecycle] --ros-args ...``).
+
+    ``--lifecycle`` starts the managed variant (srender_ros/ros/lifecycle.py): it waits unconfigured
+    for ``ros2 lifecycle set /srender configure`` and ``activate``.
+    """
+    lifecycle, argv = _lifecycle_flag(list(argv if argv is not None else sys.argv))
+    rclpy.init(args=argv)
     node: SrenderNode | None = None
     code = 0
     log = logging.getLogger("srender_ros")
     try:
-        node = SrenderNode()
+        if lifecycle:
+            from srender_ros.ros.lifecycle import SrenderLifecycleNode
+
+            node = SrenderLifecycleNode()
+        else:
+            node = SrenderNode()
         log.addHandler(_RosLogHandler(node))
         log.setLevel(logging.INFO)
         rclpy.spin(node)
