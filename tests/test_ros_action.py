@@ -182,3 +182,47 @@ def test_bad_goals_abort_with_the_reason_and_the_server_keeps_serving(node: Node
     status, res = g.result()
     assert status == GoalStatus.STATUS_SUCCEEDED and res.frames == 10, res
     assert node.proc.poll() is None
+
+
+def test_diagnostics_report_the_camera_and_the_generator(node: NodeProc, tmp_path: Path,
+                                                         probe: tuple[Probe, ActionClient]) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+
+    p, client = probe
+    arrays: list[Any] = []
+    sub = p.node.create_subscription(DiagnosticArray, "/diagnostics", arrays.append, 10)
+    try:
+        def status(name: str, pred: Any = lambda s: True) -> Any:
+            found = [s for a in list(arrays) for s in a.status if s.name == name and pred(s)]
+            return found[-1] if found else None
+
+        assert wait_for(lambda: status("srender: generator") is not None and status("srender: camera") is not None,
+                        30.0), "no /diagnostics from the node"
+        gen = status("srender: generator")
+        values = {kv.key: kv.value for kv in gen.values}
+        assert gen.level == DiagnosticStatus.OK and values["environment"] == ENV_MAIN
+        assert int(values["world Gaussians"]) > 0 and float(values["world memory (MiB)"]) > 0
+        cam = {kv.key: kv.value for kv in status("srender: camera").values}
+        assert int(cam["frames published"]) > 0 and "render latency mean (ms)" in cam
+
+        # A generator that cannot be built is an ERROR with the reason, until fixed.
+        (tmp_path / "model").mkdir()
+        (tmp_path / "depth").mkdir()
+        assert p.set(generator="diffusers", model_path=str(tmp_path / "model"),
+                     depth_model_path=str(tmp_path / "depth")).successful
+        try:
+            g = Goal(client, _goal("another unseen cave", 3, 9_000 * 10**9))
+            assert g.result(60.0)[0] == GoalStatus.STATUS_ABORTED
+            assert wait_for(lambda: status("srender: generator", lambda s: s.level == DiagnosticStatus.ERROR)
+                            is not None, 10.0)
+            err = status("srender: generator", lambda s: s.level == DiagnosticStatus.ERROR)
+            assert "unavailable" in err.message and str(tmp_path / "model") in err.message
+        finally:
+            assert p.set(generator="procedural").successful
+        g = Goal(client, _goal(ENV_MAIN, 3, 9_100 * 10**9))
+        assert g.result()[0] == GoalStatus.STATUS_SUCCEEDED
+        n = len(arrays)
+        assert wait_for(lambda: any(s.name == "srender: generator" and s.level == DiagnosticStatus.OK
+                                    for a in arrays[n:] for s in a.status), 10.0)
+    finally:
+        p.node.destroy_subscription(sub)

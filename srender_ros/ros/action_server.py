@@ -93,6 +93,11 @@ class RenderActionServer:
         self._worker.start()
 
     @property
+    def waiting(self) -> int:
+        """Goals accepted and not yet started."""
+        return len(self._queue)
+
+    @property
     def busy(self) -> bool:
         """True while a goal is being served."""
         return self._worker.busy
@@ -217,7 +222,8 @@ class RenderActionServer:
                         if canceled():
                             raise GoalCanceled
                         node.publish_frames(chunk.stamps_ns[k:k + 1], chunk.render.rgb[k:k + 1],
-                                            chunk.render.depth_m[k:k + 1], intr, cfg, offset_ns)
+                                            chunk.render.depth_m[k:k + 1], intr, cfg, offset_ns,
+                                            run.stats.seconds["render"] / max(1, run.stats.frames))
                         res.frames += 1
                     fb.phase, fb.frames_done, fb.keyframes_made = Feedback.PHASE_RENDERING, res.frames, run.stats.keyframes
                     fb.phase_text = f"rendering: {res.frames} of {n} frames"

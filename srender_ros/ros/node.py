@@ -47,6 +47,7 @@ from srender_ros.ros.conversions import (
     rgb_to_image_msg,
     trajectory_from_path,
 )
+from srender_ros.ros.diagnostics import CameraStats, DiagnosticsPublisher, GeneratorDiagnostics
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 
 NODE_NAME = "srender"
@@ -150,6 +151,9 @@ class SrenderNode(Node):
         #: Held while a path (topic request or render goal) is served: one path renders at a time.
         self.render_lock = threading.Lock()
         self._action = RenderActionServer(self)
+        #: /diagnostics: the camera pipeline's rates and latencies, the generator and its worlds.
+        self.camera_stats = CameraStats("srender: camera", self._config.camera_frame_id)
+        self.diagnostics = DiagnosticsPublisher(self, [self.camera_stats, GeneratorDiagnostics(self)])
         self._path_worker.start()
         self._view_worker.start()
         threading.Thread(target=self._warm_up, name="srender-warmup", daemon=True).start()
@@ -248,8 +252,10 @@ class SrenderNode(Node):
         except SrenderError as exc:
             self._refuse("camera_pose", cfg.environment, exc)
             return
+        self.camera_stats.asked()
         try:
-            self._views.put(job)
+            if self._views.put(job) is not None:
+                self.camera_stats.skipped()  # a newer pose replaced one not yet rendered
         except QueueClosed:
             pass
 
@@ -290,7 +296,7 @@ class SrenderNode(Node):
         try:
             for chunk in chunks:
                 self._publish_frames(chunk.stamps_ns, chunk.render.rgb, chunk.render.depth_m, job.intrinsics, cfg,
-                                     offset_ns)
+                                     offset_ns, latency_s=run.stats.seconds["render"] / max(1, run.stats.frames))
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
@@ -329,12 +335,14 @@ class SrenderNode(Node):
             raise _Stopped
         if self._pub_image.get_subscription_count() == 0 and self._pub_depth.get_subscription_count() == 0:
             return  # render only for someone
+        t0 = time.monotonic()
         pipeline = self._backend.pipeline(job.config)
         # While the path worker is busy it may hold the world's lock for a keyframe; render what the
         # world has instead of waiting for it.
         generate = job.config.camera_pose_generate and not self.render_lock.locked()
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
-        self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
+        self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None,
+                             latency_s=time.monotonic() - t0)
         if generate:  # the view may have added a keyframe: tell status listeners
             info = self._backend.stored_world(job.environment)
             if info is not None and info != self._world_info.get(job.environment):
@@ -349,8 +357,11 @@ class SrenderNode(Node):
         return any(p.get_subscription_count() > 0 for p in (self._pub_image, self._pub_info, self._pub_depth))
 
     def _publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
-                        intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None) -> None:
-        """Publish image, CameraInfo and depth for each frame, stamped with its pose's stamp."""
+                        intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None, latency_s: float = 0.0) -> None:
+        """Publish image, CameraInfo and depth for each frame, stamped with its pose's stamp.
+
+        ``latency_s``: render time per frame, for /diagnostics.
+        """
         frame = cfg.camera_frame_id
         want_image = self._pub_image.get_subscription_count() > 0
         want_info = self._pub_info.get_subscription_count() > 0
@@ -366,6 +377,8 @@ class SrenderNode(Node):
                 self._publish(self._pub_info, camera_info_from_intrinsics(intrinsics, stamp, frame))
             if want_depth:
                 self._publish(self._pub_depth, depth_to_image_msg(depth_m[k], stamp, frame))
+            if want_image or want_info or want_depth:
+                self.camera_stats.published(latency_s)
 
     def _wait_until(self, target_ns: int) -> None:
         """Sleep until the node clock (sim time when use_sim_time) reaches ``target_ns``."""
@@ -439,6 +452,11 @@ class SrenderNode(Node):
         return self._stopping.is_set()
 
     @property
+    def requests_waiting(self) -> int:
+        """Path requests and render goals waiting behind the one being served."""
+        return len(self._jobs) + self._action.waiting
+
+    @property
     def accepting(self) -> bool:
         """Whether new requests and goals are taken (the lifecycle variant: only while active)."""
         return not self._stopping.is_set()
@@ -448,9 +466,9 @@ class SrenderNode(Node):
         return self._now_ns()
 
     def publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
-                       intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None) -> None:
+                       intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None, latency_s: float = 0.0) -> None:
         """Publish frames on the camera topics like a path request (see ``_publish_frames``)."""
-        self._publish_frames(stamps_ns, rgb, depth_m, intrinsics, cfg, offset_ns)
+        self._publish_frames(stamps_ns, rgb, depth_m, intrinsics, cfg, offset_ns, latency_s)
 
     def report_refusal(self, request_id: str, environment: str, exc: Exception, failed: bool = False) -> None:
         """Log a refused (or, ``failed``, broken) request and report it in WorldStatus.last_error."""
