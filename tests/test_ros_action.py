@@ -226,3 +226,55 @@ def test_diagnostics_report_the_camera_and_the_generator(node: NodeProc, tmp_pat
                                     for a in arrays[n:] for s in a.status), 10.0)
     finally:
         p.node.destroy_subscription(sub)
+
+
+def test_compressed_topics_decode_with_opencv_and_quality_is_validated(node: NodeProc,
+                                                                       probe: tuple[Probe, ActionClient]) -> None:
+    import cv2
+    import numpy as np
+    from sensor_msgs.msg import CompressedImage
+
+    from srender_ros.ros.compression import decode_depth
+    from srender_ros.ros.conversions import image_msg_to_array, stamp_to_ns
+
+    p, client = probe
+    for bad in ({"jpeg_quality": 0}, {"jpeg_quality": 101}, {"compressed_format": "webp"}):
+        res = p.set(**bad)
+        assert not res.successful and next(iter(bad)) in res.reason, res.reason
+    got: dict[str, list[Any]] = {"jpeg": [], "depth": []}
+    subs = [p.node.create_subscription(CompressedImage, "/camera/image_raw/compressed", got["jpeg"].append, 50),
+            p.node.create_subscription(CompressedImage, "/camera/depth/image_raw/compressedDepth",
+                                       got["depth"].append, 50)]
+    try:
+        assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in subs), 20.0)
+        time.sleep(0.5)
+        p.clear()
+        assert Goal(client, _goal(ENV_MAIN, 4, 9_500 * 10**9)).result()[0] == GoalStatus.STATUS_SUCCEEDED
+        assert wait_for(lambda: len(got["jpeg"]) >= 4 and len(got["depth"]) >= 4 and len(p.msgs("image")) >= 4, 20.0)
+        raw = {stamp_to_ns(m.header.stamp): image_msg_to_array(m) for m in p.msgs("image")}
+        depth = {stamp_to_ns(m.header.stamp): image_msg_to_array(m) for m in p.msgs("depth")}
+        for m in got["jpeg"][:4]:
+            assert m.format == "rgb8; jpeg compressed bgr8" and m.header.frame_id == "camera_optical_frame"
+            bgr = cv2.imdecode(np.frombuffer(m.data, np.uint8), cv2.IMREAD_COLOR)
+            ref = raw[stamp_to_ns(m.header.stamp)]
+            assert bgr.shape == ref.shape
+            assert np.abs(bgr[..., ::-1].astype(float) - ref).mean() < 8.0  # JPEG at quality 80
+        for m in got["depth"][:4]:
+            assert m.format == "32FC1; compressedDepth png"
+            z, ref = decode_depth(bytes(m.data)), depth[stamp_to_ns(m.header.stamp)]
+            both = np.isfinite(ref) & (ref < 10.0)
+            assert both.any() and np.allclose(z[both], ref[both], rtol=0.02)
+        # png is lossless
+        assert p.set(compressed_format="png").successful
+        got["jpeg"].clear()
+        p.clear()
+        assert Goal(client, _goal(ENV_MAIN, 2, 9_600 * 10**9)).result()[0] == GoalStatus.STATUS_SUCCEEDED
+        assert wait_for(lambda: len(got["jpeg"]) >= 2 and len(p.msgs("image")) >= 2, 20.0)
+        m = got["jpeg"][0]
+        assert m.format == "rgb8; png compressed bgr8"
+        ref = {stamp_to_ns(x.header.stamp): image_msg_to_array(x) for x in p.msgs("image")}[stamp_to_ns(m.header.stamp)]
+        assert np.array_equal(cv2.imdecode(np.frombuffer(m.data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1], ref)
+    finally:
+        assert p.set(compressed_format="jpeg").successful
+        for s in subs:
+            p.node.destroy_subscription(s)

@@ -36,6 +36,7 @@ from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import KeyframeSchedule, RenderRequest, WorldStatus
 from srender_ros.ros.action_server import RenderActionServer
 from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldSummary, intrinsics_of, pipeline_config
+from srender_ros.ros.compression import CompressedPublishers
 from srender_ros.ros.config import PARAM_NAMES, PARAM_SPECS, NodeConfig, ParamSpec
 from srender_ros.ros.conversions import (
     camera_info_from_intrinsics,
@@ -129,6 +130,7 @@ class SrenderNode(Node):
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
         self._pub_info = self.create_publisher(CameraInfo, "camera/camera_info", image_qos)
         self._pub_depth = self.create_publisher(Image, "camera/depth/image_raw", image_qos)
+        self._compressed = CompressedPublishers(self, image_qos)
         self._pub_schedule = self.create_publisher(KeyframeSchedule, "~/keyframe_schedule", 10)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=STATUS_HISTORY,
                              reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -333,7 +335,8 @@ class SrenderNode(Node):
     def _serve_view(self, job: ViewJob) -> None:
         if self._stopping.is_set():
             raise _Stopped
-        if self._pub_image.get_subscription_count() == 0 and self._pub_depth.get_subscription_count() == 0:
+        if (self._pub_image.get_subscription_count() == 0 and self._pub_depth.get_subscription_count() == 0
+                and not any(self._compressed.wanted())):
             return  # render only for someone
         t0 = time.monotonic()
         pipeline = self._backend.pipeline(job.config)
@@ -354,7 +357,8 @@ class SrenderNode(Node):
 
     # ---- outputs ------------------------------------------------------------------------------
     def _has_camera_subscribers(self) -> bool:
-        return any(p.get_subscription_count() > 0 for p in (self._pub_image, self._pub_info, self._pub_depth))
+        return (any(p.get_subscription_count() > 0 for p in (self._pub_image, self._pub_info, self._pub_depth))
+                or any(self._compressed.wanted()))
 
     def _publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
                         intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None, latency_s: float = 0.0) -> None:
@@ -366,6 +370,8 @@ class SrenderNode(Node):
         want_image = self._pub_image.get_subscription_count() > 0
         want_info = self._pub_info.get_subscription_count() > 0
         want_depth = cfg.publish_depth and self._pub_depth.get_subscription_count() > 0
+        want_jpeg, want_zdepth = self._compressed.wanted()
+        want_zdepth = want_zdepth and cfg.publish_depth
         for k, stamp in enumerate(stamps_ns.tolist()):
             if offset_ns is not None:
                 self._wait_until(stamp + offset_ns)
@@ -377,7 +383,14 @@ class SrenderNode(Node):
                 self._publish(self._pub_info, camera_info_from_intrinsics(intrinsics, stamp, frame))
             if want_depth:
                 self._publish(self._pub_depth, depth_to_image_msg(depth_m[k], stamp, frame))
-            if want_image or want_info or want_depth:
+            if want_jpeg or want_zdepth:
+                header = self._header(stamp, frame)
+                if want_jpeg:
+                    self._publish(self._compressed.image,
+                                  self._compressed.image_msg(rgb[k], header, cfg.compressed_format, cfg.jpeg_quality))
+                if want_zdepth:
+                    self._publish(self._compressed.depth, self._compressed.depth_msg(depth_m[k], header))
+            if want_image or want_info or want_depth or want_jpeg or want_zdepth:
                 self.camera_stats.published(latency_s)
 
     def _wait_until(self, target_ns: int) -> None:
