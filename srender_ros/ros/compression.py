@@ -77,6 +77,8 @@ def decode_depth(data: bytes) -> NDArray[np.float32]:
 
     _fmt, quant_a, quant_b = struct.unpack("<iff", data[:12])
     inv = cv2.imdecode(np.frombuffer(data[12:], np.uint8), cv2.IMREAD_UNCHANGED)
+    if inv is None:
+        raise InputError("compressedDepth: the PNG after the 12-byte header does not decode")
     z = np.full(inv.shape, np.nan, np.float32)
     nz = inv > 0
     z[nz] = quant_a / (inv[nz].astype(np.float32) - quant_b)
