@@ -192,13 +192,25 @@ def test_launch_lifecycle_and_ros2_lifecycle_set(ros2_tools: tools.Ros2Tools, wo
 
         got = _eventually(ros2_tools, world_env, ("lifecycle", "get", "/srender"), lambda out: "unconfigured" in out)
         assert "unconfigured [1]" in got, got
-        for transition, state in (("configure", "inactive [2]"), ("activate", "active [3]"),
-                                  ("deactivate", "inactive [2]"), ("cleanup", "unconfigured [1]")):
+        # Each ros2 call costs ~2 s of start-up here: check the state after activate and cleanup only.
+        for transition, state in (("configure", ""), ("activate", "active [3]"), ("deactivate", ""),
+                                  ("cleanup", "unconfigured [1]")):
             out = lifecycle("set", "/srender", transition)
             assert "Transitioning successful" in out, (transition, out, run.output()[-2000:])
-            out = lifecycle("get", "/srender")
-            assert out.startswith(state), (transition, out)
+            if state:
+                out = lifecycle("get", "/srender")
+                assert out.startswith(state), (transition, out)
     finally:
         code = run.stop()
     assert code == 0, run.output()[-3000:]
     assert "Traceback" not in run.output()
+
+
+def test_launch_testing_file_passes(ros2_tools: tools.Ros2Tools, world_env: dict[str, str]) -> None:
+    """tests/launch_testing/srender_ready_launch.py under `launch_test` (launch_testing's runner)."""
+    test_file = Path(__file__).parent / "launch_testing" / "srender_ready_launch.py"
+    run = tools.subprocess.run([sys.executable, str(ros2_tools.root / "site" / "bin" / "launch_test"), str(test_file)],
+                               env=world_env, capture_output=True, text=True, timeout=300)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    assert "test_node_says_ready" in out and "test_exit_code" in out and "FAILED" not in out, out[-3000:]
