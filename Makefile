@@ -13,7 +13,9 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg) interfaces/tf2_msgs/msg/TFMessage.msg scripts/check_env.sh
+$(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.msg action/*.action) \
+    interfaces/tf2_msgs/msg/TFMessage.msg $(wildcard launch/*.py config/*.yaml) scripts/srender_node scripts/srender \
+    scripts/check_env.sh
 	@sh scripts/check_env.sh
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
@@ -27,7 +29,10 @@ $(STAMP): requirements.txt setup.py CMakeLists.txt package.xml $(wildcard msg/*.
 	  && cmake --build $(MSG_BUILD) -j2 >> $(MSG_BUILD).log 2>&1 \
 	  && cmake --install $(MSG_BUILD) >> $(MSG_BUILD).log 2>&1 \
 	  || { tail -30 $(MSG_BUILD).log; echo "srender setup: message generation failed (full log: $(MSG_BUILD).log)" >&2; exit 1; }
-	$(VPY) -c "from srender_ros.msg import RenderRequest, KeyframeSchedule, WorldStatus"
+	$(VPY) -c "from srender_ros.msg import RenderRequest, KeyframeSchedule, WorldStatus; from srender_ros.action import RenderTrajectory"
+	@# what `ros2 launch srender_ros ...` / `ros2 run srender_ros ...` find through the ament index
+	@test -f $(VENV)/share/srender_ros/launch/srender.launch.py && test -x $(VENV)/lib/srender_ros/srender_node \
+	  || { echo "srender setup: launch files or executables missing in $(VENV)/share|lib/srender_ros" >&2; exit 1; }
 	@# tf2_msgs (sensor cameras read /tf) is not on PyPI: generate TFMessage when none is importable.
 	$(VPY) -c "import tf2_msgs.msg" 2>/dev/null || { rm -rf $(TF2_BUILD) && \
 	  . $(VENV)/bin/activate && AMENT_PREFIX_PATH=$(CURDIR)/$(VENV) cmake -S interfaces/tf2_msgs -B $(TF2_BUILD) \

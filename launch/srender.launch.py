@@ -10,6 +10,7 @@ Arguments:
                 override the YAML when given (empty: keep the YAML's value)
   cameras_file  a sensor rig YAML (e.g. config/rig_mobile_base.yaml) loaded after params_file
                 (empty: no rig file)
+  lifecycle     true: start the managed (lifecycle) node, unconfigured; drive it with `ros2 lifecycle set`
 """
 
 import os
@@ -48,6 +49,7 @@ def _node(context):
         namespace=LaunchConfiguration("namespace"),
         output="screen",
         emulate_tty=True,
+        arguments=[f"--lifecycle={LaunchConfiguration('lifecycle').perform(context)}"],
         parameters=params,
     )]
 
@@ -69,5 +71,7 @@ def generate_launch_description():
                               description="Optical frame id of path/pose images (empty: the YAML's)"),
         DeclareLaunchArgument("cameras_file", default_value="",
                               description="Sensor rig YAML loaded after params_file (empty: none)"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="true: managed node (configure/activate with `ros2 lifecycle set`)"),
         OpaqueFunction(function=_node),
     ])

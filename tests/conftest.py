@@ -38,3 +38,23 @@ def cuda_available() -> bool:
 
 
 requires_cuda = pytest.mark.skipif(not cuda_available(), reason="CUDA not available")
+
+
+@pytest.fixture(scope="session")
+def ros2_tools(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """launch, launch_ros and the ros2 CLI in a temporary folder, once per test session (~20-50 s),
+    with a ros2 daemon for this session's ROS_DOMAIN_ID (stopped at the end).
+
+    Skips when ../shared/ros2-tools is absent (a user's fresh clone) or rclpy is missing; see
+    tests/ros2_tools.py.
+    """
+    pytest.importorskip("rclpy")
+    import ros2_tools as tools
+
+    try:
+        t = tools.install(tmp_path_factory.mktemp("ros2_tools"))
+    except tools.ToolsUnavailable as exc:
+        pytest.skip(str(exc))
+    t.run("daemon", "start")
+    yield t
+    t.run("daemon", "stop")

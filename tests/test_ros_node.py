@@ -146,13 +146,14 @@ def wait_for(pred: Callable[[], bool], timeout_s: float) -> bool:
 
 
 class NodeProc:
-    def __init__(self, world_dir: Path, log_path: Path) -> None:
+    def __init__(self, world_dir: Path, log_path: Path, extra: list[str] | None = None,
+                 flags: tuple[str, ...] = ()) -> None:
         self.world_dir = world_dir
         self.log_path = log_path
-        cmd = [sys.executable, "-m", "srender_ros.ros.node", "--ros-args",
+        cmd = [sys.executable, "-m", "srender_ros.ros.node", *flags, "--ros-args",
                "--params-file", str(REPO / "config" / "srender.yaml"),
                "-p", f"world_dir:={world_dir}", "-p", f"width:={W}", "-p", f"height:={H}",
-               "-p", f"environment:={ENV_MAIN}"]
+               "-p", f"environment:={ENV_MAIN}", *(extra or [])]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=os.environ.copy())
 

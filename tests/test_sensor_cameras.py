@@ -138,8 +138,8 @@ def test_images_arrive_at_the_asked_rate_on_the_stamp_grid_with_matching_camera_
 
 def test_rendered_pose_is_the_tf_pose_at_the_stamp(rig: tuple, world_dir: Path) -> None:
     _node, robot = rig
-    from srender_ros.core.store import WorldStore
     from srender_ros.backends.render.cpu import CpuRenderer
+    from srender_ros.core.store import WorldStore
 
     world = WorldStore(world_dir).get(ENV)
     assert world is not None and len(world.world) > 0

@@ -27,6 +27,7 @@ SCHEDULERS = tuple(k.value for k in SchedulerKind)
 POSE_FRAMES = ("body", "optical")
 PUBLISH_MODES = ("fast", "paced")
 IMAGE_QOS = ("reliable", "sensor_data")
+COMPRESSED_FORMATS = ("jpeg", "png")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -73,6 +74,8 @@ class NodeConfig:
     publish_depth: bool = True
     queue_depth: int = 2
     camera_pose_generate: bool = True
+    compressed_format: str = "jpeg"
+    jpeg_quality: int = 80
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS:
@@ -257,6 +260,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "request is dropped.", min_value=1, max_value=1000),
     ParamSpec("camera_pose_generate", bool, "camera_pose views the world does not cover generate a keyframe "
               "when no path request is busy; false renders only what exists."),
+    ParamSpec("compressed_format", str, "Codec of camera/image_raw/compressed (published only while someone "
+              "subscribes): jpeg or png.", choices=COMPRESSED_FORMATS),
+    ParamSpec("jpeg_quality", int, "JPEG quality of camera/image_raw/compressed.", min_value=1, max_value=100),
 )
 
 SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in PARAM_SPECS}

@@ -34,7 +34,9 @@ from srender_ros.core.trajectory import Trajectory
 from srender_ros.engine.pipeline import RenderJob
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import KeyframeSchedule, RenderRequest, WorldStatus
+from srender_ros.ros.action_server import RenderActionServer
 from srender_ros.ros.backend import GENERATOR_FIELDS, Backend, WorldSummary, intrinsics_of, pipeline_config
+from srender_ros.ros.compression import CompressedPublishers
 from srender_ros.ros.config import PARAM_NAMES, PARAM_SPECS, NodeConfig, ParamSpec
 from srender_ros.ros.conversions import (
     camera_info_from_intrinsics,
@@ -46,7 +48,9 @@ from srender_ros.ros.conversions import (
     rgb_to_image_msg,
     trajectory_from_path,
 )
-from srender_ros.ros.sensor_cameras import CameraStats, SensorCameras
+from srender_ros.ros.diagnostics import CameraStats, DiagnosticsPublisher, GeneratorDiagnostics, SensorDiagnostics
+from srender_ros.ros.sensor_cameras import CameraStats as SensorCameraStats
+from srender_ros.ros.sensor_cameras import SensorCameras
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 from srender_ros.ros.world_sync import WorldSync
 
@@ -114,6 +118,13 @@ class SrenderNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._config = self._declare_parameters()
+        self._setup()
+
+    def _setup(self) -> None:
+        """Everything but the parameters: backend, publishers, subscriptions, workers, the action.
+
+        The lifecycle variant (srender_ros/ros/lifecycle.py) calls it on configure instead.
+        """
         self._backend = Backend(self._config)
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
@@ -127,6 +138,7 @@ class SrenderNode(Node):
         self._pub_image = self.create_publisher(Image, "camera/image_raw", image_qos)
         self._pub_info = self.create_publisher(CameraInfo, "camera/camera_info", image_qos)
         self._pub_depth = self.create_publisher(Image, "camera/depth/image_raw", image_qos)
+        self._compressed = CompressedPublishers(self, image_qos)
         self._pub_schedule = self.create_publisher(KeyframeSchedule, "~/keyframe_schedule", 10)
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=STATUS_HISTORY,
                              reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -146,12 +158,19 @@ class SrenderNode(Node):
 
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
+        #: Held while a path (topic request or render goal) is served: one path renders at a time.
+        self.render_lock = threading.Lock()
+        self._action = RenderActionServer(self)
+        #: /diagnostics: the camera pipeline's rates and latencies, the generator and its worlds.
+        self.camera_stats = CameraStats("srender: camera", self._config.camera_frame_id)
+        self.diagnostics = DiagnosticsPublisher(self, [self.camera_stats, GeneratorDiagnostics(self)])
         self._path_worker.start()
         self._view_worker.start()
         # Sensor cameras on TF frames (parameters world_frame, cameras; none by default): sensor_cameras.py.
         self._sensors = SensorCameras(self, self._backend.renderer, self._sensor_world, lambda: self._config,
                                       self._sensor_generate, self._sensor_status)
         self._sensors.start()
+        self.diagnostics.add(SensorDiagnostics(self._sensors.stats))
         # Keyframes other nodes saved to the shared world_dir: picked up in the background (world_sync.py).
         self._world_sync = WorldSync(self._backend.store, lambda: self._config.environment,
                                      lambda env: self._sensor_status(env, False, "world_sync", ""))
@@ -252,8 +271,10 @@ class SrenderNode(Node):
         except SrenderError as exc:
             self._refuse("camera_pose", cfg.environment, exc)
             return
+        self.camera_stats.asked()
         try:
-            self._views.put(job)
+            if self._views.put(job) is not None:
+                self.camera_stats.skipped()  # a newer pose replaced one not yet rendered
         except QueueClosed:
             pass
 
@@ -271,7 +292,8 @@ class SrenderNode(Node):
     # ---- path worker --------------------------------------------------------------------------
     def _run_path_job(self, job: PathJob) -> None:
         try:
-            self._serve_path(job)
+            with self.render_lock:
+                self._serve_path(job)
         except _Stopped:
             return
 
@@ -293,7 +315,7 @@ class SrenderNode(Node):
         try:
             for chunk in chunks:
                 self._publish_frames(chunk.stamps_ns, chunk.render.rgb, chunk.render.depth_m, job.intrinsics, cfg,
-                                     offset_ns)
+                                     offset_ns, latency_s=run.stats.seconds["render"] / max(1, run.stats.frames))
         finally:
             close = getattr(chunks, "close", None)
             if close is not None:
@@ -330,14 +352,17 @@ class SrenderNode(Node):
     def _serve_view(self, job: ViewJob) -> None:
         if self._stopping.is_set():
             raise _Stopped
-        if self._pub_image.get_subscription_count() == 0 and self._pub_depth.get_subscription_count() == 0:
+        if (self._pub_image.get_subscription_count() == 0 and self._pub_depth.get_subscription_count() == 0
+                and not any(self._compressed.wanted())):
             return  # render only for someone
+        t0 = time.monotonic()
         pipeline = self._backend.pipeline(job.config)
         # While the path worker is busy it may hold the world's lock for a keyframe; render what the
         # world has instead of waiting for it.
-        generate = job.config.camera_pose_generate and not self._path_worker.busy
+        generate = job.config.camera_pose_generate and not self.render_lock.locked()
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
-        self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
+        self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None,
+                             latency_s=time.monotonic() - t0)
         self._pose_refusal_reported = False
         if generate:  # the view may have added a keyframe: tell status listeners
             info = self._backend.stored_world(job.environment)
@@ -350,15 +375,21 @@ class SrenderNode(Node):
 
     # ---- outputs ------------------------------------------------------------------------------
     def _has_camera_subscribers(self) -> bool:
-        return any(p.get_subscription_count() > 0 for p in (self._pub_image, self._pub_info, self._pub_depth))
+        return (any(p.get_subscription_count() > 0 for p in (self._pub_image, self._pub_info, self._pub_depth))
+                or any(self._compressed.wanted()))
 
     def _publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
-                        intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None) -> None:
-        """Publish image, CameraInfo and depth for each frame, stamped with its pose's stamp."""
+                        intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None, latency_s: float = 0.0) -> None:
+        """Publish image, CameraInfo and depth for each frame, stamped with its pose's stamp.
+
+        ``latency_s``: render time per frame, for /diagnostics.
+        """
         frame = cfg.camera_frame_id
         want_image = self._pub_image.get_subscription_count() > 0
         want_info = self._pub_info.get_subscription_count() > 0
         want_depth = cfg.publish_depth and self._pub_depth.get_subscription_count() > 0
+        want_jpeg, want_zdepth = self._compressed.wanted()
+        want_zdepth = want_zdepth and cfg.publish_depth
         for k, stamp in enumerate(stamps_ns.tolist()):
             if offset_ns is not None:
                 self._wait_until(stamp + offset_ns)
@@ -370,6 +401,15 @@ class SrenderNode(Node):
                 self._publish(self._pub_info, camera_info_from_intrinsics(intrinsics, stamp, frame))
             if want_depth:
                 self._publish(self._pub_depth, depth_to_image_msg(depth_m[k], stamp, frame))
+            if want_jpeg or want_zdepth:
+                header = self._header(stamp, frame)
+                if want_jpeg:
+                    self._publish(self._compressed.image,
+                                  self._compressed.image_msg(rgb[k], header, cfg.compressed_format, cfg.jpeg_quality))
+                if want_zdepth:
+                    self._publish(self._compressed.depth, self._compressed.depth_msg(depth_m[k], header))
+            if want_image or want_info or want_depth or want_jpeg or want_zdepth:
+                self.camera_stats.published(latency_s)
             self._unacked += 1
             if cfg.image_qos == "reliable" and self._unacked >= max(1, cfg.qos_depth // 2):
                 self._wait_acked()
@@ -456,7 +496,7 @@ class SrenderNode(Node):
         self._publish_status(environment, state, info, last_error=f"{request_id}: {text}", request_id=request_id)
 
     # ---- sensor cameras (the cameras themselves live in sensor_cameras.py) ----------------------
-    def sensor_stats(self) -> list[CameraStats]:
+    def sensor_stats(self) -> list[SensorCameraStats]:
         """Per sensor camera: asked/achieved rate, latency p50/p95, skipped ticks, generation pending."""
         return self._sensors.stats()
 
@@ -482,6 +522,53 @@ class SrenderNode(Node):
         if info is not None:
             self._world_info[environment] = info
         self._publish_status(environment, WorldStatus.STATE_READY, info, request_id=request_id)
+
+    # ---- for the action server (srender_ros/ros/action_server.py) -----------------------------
+    @property
+    def current_config(self) -> NodeConfig:
+        """The node's config now (parameters applied)."""
+        return self._config
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    @property
+    def requests_waiting(self) -> int:
+        """Path requests and render goals waiting behind the one being served."""
+        return len(self._jobs) + self._action.waiting
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new requests and goals are taken (the lifecycle variant: only while active)."""
+        return not self._stopping.is_set()
+
+    def now_ns(self) -> int:
+        """The node clock (sim time under use_sim_time), ns."""
+        return self._now_ns()
+
+    def publish_frames(self, stamps_ns: NDArray[np.int64], rgb: NDArray[np.float32], depth_m: NDArray[np.float32],
+                       intrinsics: Intrinsics, cfg: NodeConfig, offset_ns: int | None, latency_s: float = 0.0) -> None:
+        """Publish frames on the camera topics like a path request (see ``_publish_frames``)."""
+        self._publish_frames(stamps_ns, rgb, depth_m, intrinsics, cfg, offset_ns, latency_s)
+
+    def report_refusal(self, request_id: str, environment: str, exc: Exception, failed: bool = False) -> None:
+        """Log a refused (or, ``failed``, broken) request and report it in WorldStatus.last_error."""
+        self._refuse(request_id, environment, exc, WorldStatus.STATE_ERROR if failed else None)
+
+    def publish_world_status(self, environment: str, state: int, request_id: str = "") -> None:
+        """Publish WorldStatus of ``environment`` with its current counts."""
+        try:
+            info = self._backend.stored_world(environment)
+        except SrenderError:
+            info = None
+        if info is not None:
+            self._world_info[environment] = info
+        self._publish_status(environment, state, info or self._world_info.get(environment), request_id=request_id)
 
     # ---- life cycle ---------------------------------------------------------------------------
     def _warm_up(self) -> None:
@@ -523,6 +610,8 @@ class SrenderNode(Node):
         self._sensors.close()
         self._world_sync.close()
         try:
+            if not self._action.shutdown(SHUTDOWN_WAIT_S):
+                log.warning(f"render goal in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
             self._view_worker.join(5.0)
@@ -554,14 +643,38 @@ class _RosLogHandler(logging.Handler):
             self._logger.debug(text)
 
 
+def _lifecycle_flag(argv: list[str]) -> tuple[bool, list[str]]:
+    """(``--lifecycle`` given, argv without it); ``--lifecycle=true|false`` comes from the launch file."""
+    rest, lifecycle = [], False
+    ros_args = False
+    for arg in argv:
+        if arg == "--ros-args":
+            ros_args = True
+        if not ros_args and (arg == "--lifecycle" or arg.startswith("--lifecycle=")):
+            lifecycle = arg.split("=", 1)[1].strip().lower() in ("true", "1") if "=" in arg else True
+            continue
+        rest.append(arg)
+    return lifecycle, rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``srender_node`` (``ros2 run srender_ros srender_node --ros-args ...``)."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
+    """Entry point of ``srender_node`` (``ros2 run srender_ros srender_node [--lifecycle] --ros-args ...``).
+
+    ``--lifecycle`` starts the managed variant (srender_ros/ros/lifecycle.py): it waits unconfigured
+    for ``ros2 lifecycle set /srender configure`` and ``activate``.
+    """
+    lifecycle, argv = _lifecycle_flag(list(argv if argv is not None else sys.argv))
+    rclpy.init(args=argv)
     node: SrenderNode | None = None
     code = 0
     log = logging.getLogger("srender_ros")
     try:
-        node = SrenderNode()
+        if lifecycle:
+            from srender_ros.ros.lifecycle import SrenderLifecycleNode
+
+            node = SrenderLifecycleNode()
+        else:
+            node = SrenderNode()
         log.addHandler(_RosLogHandler(node))
         log.setLevel(logging.INFO)
         rclpy.spin(node)
