@@ -58,6 +58,7 @@ class NodeConfig:
     publish_depth: bool = True
     queue_depth: int = 2
     camera_pose_generate: bool = True
+    viewer_port: int = 0
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS:
@@ -222,6 +223,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "request is dropped.", min_value=1, max_value=1000),
     ParamSpec("camera_pose_generate", bool, "camera_pose views the world does not cover generate a keyframe "
               "when no path request is busy; false renders only what exists."),
+    ParamSpec("viewer_port", int, "Serve a browser view of the current world and the rendered camera poses on "
+              "http://127.0.0.1:<port>/ (0: off).", min_value=0, max_value=65535, runtime=False),
 )
 
 SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in PARAM_SPECS}

@@ -46,6 +46,7 @@ from srender_ros.ros.conversions import (
     rgb_to_image_msg,
     trajectory_from_path,
 )
+from srender_ros.ros.viewer_bridge import NodeViewer
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 
 NODE_NAME = "srender"
@@ -111,6 +112,8 @@ class SrenderNode(Node):
         super().__init__(NODE_NAME, **kwargs)
         self._config = self._declare_parameters()
         self._backend = Backend(self._config)
+        self._viewer = NodeViewer(self._config.viewer_port, self._backend.store, lambda: self._config.environment,
+                                  announce=self.get_logger().info)
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
         self._world_info: dict[str, WorldSummary] = {}
@@ -277,6 +280,7 @@ class SrenderNode(Node):
         chunks = iter(run)
         try:
             for chunk in chunks:
+                self._viewer.camera_pose("trajectory", chunk.T_world_cam[-1], job.intrinsics)
                 self._publish_frames(chunk.stamps_ns, chunk.render.rgb, chunk.render.depth_m, job.intrinsics, cfg,
                                      offset_ns)
         finally:
@@ -322,6 +326,7 @@ class SrenderNode(Node):
         # world has instead of waiting for it.
         generate = job.config.camera_pose_generate and not self._path_worker.busy
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
+        self._viewer.camera_pose("camera_pose", job.T_world_cam, job.intrinsics)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None)
         if generate:  # the view may have added a keyframe: tell status listeners
             info = self._backend.stored_world(job.environment)
@@ -449,6 +454,7 @@ class SrenderNode(Node):
         for job in self._jobs.close():
             log.info(f"request {job.request_id} dropped: shutting down")
         self._views.close()
+        self._viewer.close()
         try:
             if not self._path_worker.join(SHUTDOWN_WAIT_S):
                 log.warning(f"request in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
