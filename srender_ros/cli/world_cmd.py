@@ -153,7 +153,10 @@ def _run_view(args: argparse.Namespace) -> int:
     from srender_ros.viewer import ViewerConfig, WorldViewer
     from srender_ros.viewer.data import load_world
 
+    from srender_ros.viewer.server import check_port_free
+
     config = ViewerConfig(host=args.host, port=args.port, max_splats=args.max_splats)  # checks before loading
+    check_port_free(config.host, config.port)
     snap = load_world(args.world_dir, prompt=args.prompt, world_id=args.world_id)
     path = None
     if args.trajectory:

@@ -129,6 +129,7 @@ class WorldViewer:
         self._lock = threading.RLock()
         self._closed = False
         self._world: list[Any] = []  # handles drawn for the world (splats, frusta, panel)
+        self._splats: Any = None
         self._paths: dict[str, list[Any]] = {}
         self._live: dict[str, Any] = {}
         self._keyframes: tuple[KeyframeRecord, ...] = ()
@@ -140,6 +141,8 @@ class WorldViewer:
         self._selected = self._server.gui.add_markdown("Click a keyframe frustum or button to see its image.")
         self._image = self._server.gui.add_image(np.zeros((8, 8, 3), np.uint8), label="keyframe", visible=False)
         self._path_info = self._server.gui.add_markdown("")
+        self._show_splats = self._server.gui.add_checkbox("show splats", initial_value=True)
+        self._show_splats.on_update(lambda _event: self.set_splats_visible(bool(self._show_splats.value)))
         self.shown_splats = 0
 
     # ---- properties -------------------------------------------------------------------------
@@ -167,9 +170,12 @@ class WorldViewer:
             self._clear(self._world)
             self._keyframes = snap.keyframes
             self._frustum_scale = scale
+            self._splats = None
             if splats.shown:
-                self._world.append(scene.add_gaussian_splats("/world/splats", splats.centers, splats.covariances,
-                                                             splats.rgbs, splats.opacities))
+                self._splats = scene.add_gaussian_splats("/world/splats", splats.centers, splats.covariances,
+                                                         splats.rgbs, splats.opacities,
+                                                         visible=bool(self._show_splats.value))
+                self._world.append(self._splats)
             shown_kf = subsample_path(len(snap.keyframes), self.config.max_frusta)
             for i in shown_kf.tolist():
                 self._world.append(self._keyframe_frustum(i, snap.keyframes[i], scale))
@@ -188,6 +194,14 @@ class WorldViewer:
                         f"... and {len(snap.keyframes) - listed} more (click their frusta)"))
             self._server.initial_camera.look_at = centre
             self._server.initial_camera.position = self._overview_eye(snap, centre, radius)
+
+    def set_splats_visible(self, visible: bool) -> None:
+        """Show or hide the world's splats (frusta and paths stay)."""
+        with self._lock:
+            if self._show_splats.value != visible:
+                self._show_splats.value = visible
+            if self._splats is not None:
+                self._splats.visible = visible
 
     def _overview_eye(self, snap: WorldSnapshot, centre: NDArray[np.float64], radius: float) -> NDArray[np.float64]:
         """A start position: a little behind and above the first keyframe (inside an indoor world, not above
