@@ -132,7 +132,7 @@ def test_corrupt_world_is_named_and_nothing_is_served(tmp_path: Path, capsys: py
     data = bytearray(png.read_bytes())
     data[-20] ^= 0xFF
     png.write_bytes(bytes(data))
-    with pytest.raises(WorldFormatError, match="kf-0001-rgb.png"):
+    with pytest.raises(WorldFormatError, match=r"kf-0001-rgb\.png"):
         load_world(tmp_path, prompt=PROMPT)
     port = free_port()
     rc = main(["world", "view", "--prompt", PROMPT, "--world-dir", str(tmp_path), "--port", str(port),
@@ -178,7 +178,7 @@ def test_port_in_use_is_refused_naming_the_port(tmp_path: Path, capsys: pytest.C
         rc = main(["world", "view", "--prompt", PROMPT, "--world-dir", str(tmp_path), "--port", str(port)])
         err = capsys.readouterr().err
         assert rc == 2 and f"port {port}" in err and "--port" in err
-    with pytest.raises(InputError, match="0..65535"):
+    with pytest.raises(InputError, match=r"0\.\.65535"):
         ViewerConfig(port=70000)
 
 

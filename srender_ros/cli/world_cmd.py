@@ -152,7 +152,6 @@ def _run_view(args: argparse.Namespace) -> int:
 
     from srender_ros.viewer import ViewerConfig, WorldViewer
     from srender_ros.viewer.data import load_world
-
     from srender_ros.viewer.server import check_port_free
 
     config = ViewerConfig(host=args.host, port=args.port, max_splats=args.max_splats)  # checks before loading

@@ -12,6 +12,7 @@ import io
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,8 @@ MAX_LISTED_KEYFRAMES = 200
 KEYFRAME_COLOUR = (40, 90, 230)
 LIVE_COLOUR = (230, 120, 0)
 BELOW_COLOUR = (220, 0, 0)
+#: The live cameras' positions in the side panel are rewritten at most this often, seconds.
+LIVE_TEXT_PERIOD_S = 0.5
 
 
 class PortInUseError(InputError):
@@ -141,7 +144,10 @@ class WorldViewer:
         self._selected = self._server.gui.add_markdown("Click a keyframe frustum or button to see its image.")
         self._image = self._server.gui.add_image(np.zeros((8, 8, 3), np.uint8), label="keyframe", visible=False)
         self._path_info = self._server.gui.add_markdown("")
-        self._show_splats = self._server.gui.add_checkbox("show splats", initial_value=True)
+        self._live_info = self._server.gui.add_markdown("")
+        self._live_text_s = 0.0
+        self._live_pos: dict[str, NDArray[np.float64]] = {}
+        self._show_splats: Any = self._server.gui.add_checkbox("show splats", initial_value=True)
         self._show_splats.on_update(lambda _event: self.set_splats_visible(bool(self._show_splats.value)))
         self.shown_splats = 0
 
@@ -322,6 +328,13 @@ class WorldViewer:
                 self._live[name] = h
             h.wxyz = pose.wxyz
             h.position = pose.position
+            new = name not in self._live_pos
+            self._live_pos[name] = pose.position
+            now = time.monotonic()
+            if new or now - self._live_text_s > LIVE_TEXT_PERIOD_S:  # the panel text at a few Hz, not per pose
+                self._live_text_s = now
+                self._live_info.content = "**Live cameras**  \n" + "  \n".join(
+                    f"{n}: ({p[0]:.2f}, {p[1]:.2f}, {p[2]:.2f}) m" for n, p in sorted(self._live_pos.items()))
 
     # ---- life cycle ------------------------------------------------------------------------------------
     def _clear(self, handles: list[Any]) -> None:
