@@ -138,6 +138,11 @@ class HeadlessPage:
                                    f"its text: {self.body_text()[:300]!r}")
             time.sleep(poll_s)
 
+    def dismiss_notices(self) -> int:
+        """Close the page's notification boxes (e.g. viser's 'Software WebGL rendering detected'); returns how many."""
+        return int(self.evaluate("(() => { const b = document.querySelectorAll('.mantine-Notification-closeButton');"
+                                 " b.forEach(x => x.click()); return b.length; })()") or 0)
+
     def screenshot(self, path: Path | str) -> Path:
         """Write the viewport as PNG to ``path``."""
         data = self.call("Page.captureScreenshot", format="png")["data"]

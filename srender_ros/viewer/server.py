@@ -62,7 +62,7 @@ class ViewerConfig:
         thumbnail_px: long side of the keyframe images drawn in the frusta, pixels.
         max_frusta: keyframe frusta drawn at most (evenly chosen beyond).
         max_path_poses: poses of a trajectory drawn (and probed for coverage) at most.
-        frustum_scale_m: frustum depth, metres (0 = a twentieth of the world's size).
+        frustum_scale_m: frustum depth, metres (0: a fortieth of the world's size, within 0.1 .. 0.6).
         up: world axis pointing up.
     """
 
@@ -170,7 +170,8 @@ class WorldViewer:
         splats = splats_for_browser(snap.world, self.config.max_splats)
         kf_T = np.stack([k.T_world_cam for k in snap.keyframes]) if snap.keyframes else None
         centre, radius = scene_bounds(snap.world, kf_T)
-        scale = self.config.frustum_scale_m or max(0.05, radius / 20.0)
+        # Frusta sized for the place, not the horizon: a street world spans 100 m, its cameras move 1 m apart.
+        scale = self.config.frustum_scale_m or float(np.clip(radius / 40.0, 0.1, 0.6))
         scene = self._server.scene
         with self._lock:
             self._clear(self._world)
@@ -200,6 +201,16 @@ class WorldViewer:
                         f"... and {len(snap.keyframes) - listed} more (click their frusta)"))
             self._server.initial_camera.look_at = centre
             self._server.initial_camera.position = self._overview_eye(snap, centre, radius)
+
+    def look_from(self, position: NDArray[np.floating], look_at: NDArray[np.floating]) -> None:
+        """Move every connected browser's camera (metres, world frame); new browsers start there too."""
+        with self._lock:
+            self._server.initial_camera.position = np.asarray(position, dtype=np.float64)
+            self._server.initial_camera.look_at = np.asarray(look_at, dtype=np.float64)
+            for client in self._server.get_clients().values():
+                with client.atomic():
+                    client.camera.position = np.asarray(position, dtype=np.float64)
+                    client.camera.look_at = np.asarray(look_at, dtype=np.float64)
 
     def set_splats_visible(self, visible: bool) -> None:
         """Show or hide the world's splats (frusta and paths stay)."""
@@ -291,8 +302,8 @@ class WorldViewer:
             self._clear(self._paths.pop(name, []))
             handles: list[Any] = []
             if len(pts):
-                handles.append(scene.add_line_segments(f"/paths/{key}/line", pts, cols,
-                                                       thickness=self._frustum_scale * 0.15))
+                handles.append(scene.add_line_segments(f"/paths/{key}/line", pts, cols, thickness=4.0,
+                                                       thickness_units="screen"))
             handles.append(scene.add_point_cloud(f"/paths/{key}/poses", T[idx, :3, 3].astype(np.float32), colours,
                                                  point_size=self._frustum_scale * 0.12, point_shape="circle"))
             text = f"**{name}**: {len(T)} poses"
