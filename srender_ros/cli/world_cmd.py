@@ -1,4 +1,4 @@
-"""`srender world`: import, export, list, inspect and remove stored Gaussian worlds."""
+"""`srender world`: import, export, list, inspect, remove and view stored Gaussian worlds."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ _ENV = "SRENDER_WORLD_DIR"  # same as srender_ros.core.store.ENV_WORLD_DIR (not 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``world`` subcommand and its actions."""
     parser = subparsers.add_parser(
-        "world", help="manage stored Gaussian worlds (import/export PLY, list, info, rm)",
+        "world", help="manage stored Gaussian worlds (import/export, list, info, rm, view in a browser)",
         description="Manage the per-prompt Gaussian worlds in a world directory "
                     f"(default: ${_ENV}, else ~/.cache/srender/worlds).")
     parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
@@ -38,10 +38,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--prompt", required=True, help="environment prompt the world belongs to")
     p.set_defaults(func=_run_import)
 
-    p = add("export", "write a world's Gaussians as a standard 3DGS PLY")
+    p = add("export", "write a world's Gaussians as 3DGS PLY (lossless), SPZ, compressed PLY or USD (Isaac Sim)")
     add_which(p)
-    p.add_argument("--out", required=True, metavar="FILE.ply", help="output file (replaced atomically)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output file (replaced atomically)")
+    p.add_argument("--format", dest="export_format", default=None,
+                   choices=["ply", "spz", "compressed-ply", "usd"],
+                   help="ply: standard 3DGS PLY, lossless; spz: Niantic SPZ (gzip, ~10x smaller); compressed-ply: "
+                        "PlayCanvas/SuperSplat compressed PLY; usd: OpenUSD ParticleField3DGaussianSplat for Isaac Sim "
+                        "(.usd/.usda/.usdc/.usdz). Default: from the --out extension, else ply")
     p.set_defaults(func=_run_export)
+
+    p = add("view", "serve a world in the browser: splats, keyframes (images on click), a trajectory's coverage")
+    add_which(p)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="TCP port (default 8080)")
+    p.add_argument("--trajectory", default=None, metavar="FILE",
+                   help="also draw this trajectory, coloured by how much of each view the world covers")
+    p.add_argument("--trajectory-format", choices=["tum", "kitti", "euroc", "path-yaml"], default=None,
+                   help="file format (default: from the extension and content)")
+    p.add_argument("--pose-frame", choices=["optical", "body"], default=None,
+                   help="rotation convention of the file (default: optical for TUM/KITTI, body for EuRoC and Path)")
+    p.add_argument("--world-up", default="+z", help="world axis pointing up in the trajectory file (default +z)")
+    p.add_argument("--fps", type=float, default=None, help="stamps for KITTI files")
+    p.add_argument("--width", type=int, default=320, help="camera width for coverage, pixels (default 320)")
+    p.add_argument("--height", type=int, default=240, help="camera height for coverage, pixels (default 240)")
+    p.add_argument("--fov-deg", type=float, default=90.0, help="camera horizontal field of view (default 90)")
+    p.add_argument("--coverage-threshold", type=float, default=0.02,
+                   help="tau: poses whose uncovered fraction exceeds it are marked (default 0.02, as `render`)")
+    p.add_argument("--renderer", choices=["auto", "cpu", "gsplat"], default="auto", help="renderer for coverage")
+    p.add_argument("--max-splats", type=int, default=300_000,
+                   help="Gaussians sent to the browser at most; bigger worlds show a uniform subset (default 300000)")
+    p.add_argument("--exit-after", type=float, default=None, help=argparse.SUPPRESS)  # tests and screenshots
+    p.set_defaults(func=_run_view)
 
     p = add("list", "list the stored worlds")
     p.set_defaults(func=_run_list)
@@ -99,10 +127,75 @@ def _run_import(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    store = _store(args)
-    wid = _which(args)
-    out = store.export_ply(wid, args.out)
-    print(f"wrote world {store.resolve_id(wid)} to {out} ({_human_bytes(os.path.getsize(out))})")
+    from srender_ros.backends.export import format_for_path, get_exporter
+
+    fmt = args.export_format or format_for_path(args.out)
+    if fmt == "ply":  # the store's own lossless writer (the in-memory version if loaded)
+        store = _store(args)
+        wid = _which(args)
+        out = store.export_ply(wid, args.out)
+        print(f"wrote world {store.resolve_id(wid)} to {out} ({_human_bytes(os.path.getsize(out))})")
+        return 0
+    from srender_ros.viewer.data import load_world
+
+    exporter = get_exporter(fmt)
+    exporter.check_available()  # before loading a large world: says which package is missing
+    snap = load_world(args.world_dir, prompt=args.prompt, world_id=args.world_id)
+    out = exporter.write(snap.world, args.out)
+    print(f"wrote world {snap.world_id} ({len(snap.world)} Gaussians) as {fmt} to {out} "
+          f"({_human_bytes(os.path.getsize(out))})")
+    return 0
+
+
+def _run_view(args: argparse.Namespace) -> int:
+    import time
+
+    from srender_ros.viewer import ViewerConfig, WorldViewer
+    from srender_ros.viewer.data import load_world
+    from srender_ros.viewer.server import check_port_free
+
+    config = ViewerConfig(host=args.host, port=args.port, max_splats=args.max_splats)  # checks before loading
+    check_port_free(config.host, config.port)
+    snap = load_world(args.world_dir, prompt=args.prompt, world_id=args.world_id)
+    path = None
+    if args.trajectory:
+        from srender_ros.core.camera import Intrinsics
+        from srender_ros.core.resample import normalize_world_up
+        from srender_ros.core.trajectory_io import load_trajectory
+        from srender_ros.viewer.data import trajectory_coverage
+
+        traj = load_trajectory(args.trajectory, fmt=args.trajectory_format, pose_frame=args.pose_frame, fps=args.fps)
+        traj, _ = normalize_world_up(traj, args.world_up)
+        from srender_ros.errors import InputError
+
+        if not 0.0 <= args.coverage_threshold < 1.0:
+            raise InputError(f"--coverage-threshold {args.coverage_threshold}: must be in [0, 1)")
+        t0 = time.perf_counter()
+        covered = trajectory_coverage(args.world_dir, snap.prompt, traj, Intrinsics.from_fov(args.width, args.height,
+                                                                                               args.fov_deg),
+                                      renderer=args.renderer)
+        print(f"coverage of {len(traj)} poses: mean {covered.mean():.3f}, min {covered.min():.3f} "
+              f"({time.perf_counter() - t0:.1f} s)")
+        path = (os.path.basename(args.trajectory), traj, covered)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"srender world view: warning: --host {args.host} makes the world visible to other machines")
+    viewer = WorldViewer(config)
+    try:
+        viewer.show_world(snap)
+        if path is not None:
+            viewer.show_trajectory(path[0], path[1].T_world_cam, path[2], args.coverage_threshold)
+        sub = f", showing {viewer.shown_splats:,}" if viewer.shown_splats < len(snap.world) else ""
+        print(f"srender world view: world {snap.world_id} ({len(snap.world):,} Gaussians{sub}, "
+              f"{len(snap.keyframes)} keyframes) at {viewer.url}  (Ctrl-C stops)", flush=True)
+        deadline = None if args.exit_after is None else time.monotonic() + args.exit_after
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        viewer.close()
+    print("srender world view: stopped", flush=True)
     return 0
 
 

@@ -76,6 +76,7 @@ class NodeConfig:
     camera_pose_generate: bool = True
     compressed_format: str = "jpeg"
     jpeg_quality: int = 80
+    viewer_port: int = 0
 
     def __post_init__(self) -> None:
         for spec in PARAM_SPECS:
@@ -263,6 +264,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("compressed_format", str, "Codec of camera/image_raw/compressed (published only while someone "
               "subscribes): jpeg or png.", choices=COMPRESSED_FORMATS),
     ParamSpec("jpeg_quality", int, "JPEG quality of camera/image_raw/compressed.", min_value=1, max_value=100),
+    ParamSpec("viewer_port", int, "Serve a browser view of the current world and the rendered camera poses on "
+              "http://127.0.0.1:<port>/ (0: off).", min_value=0, max_value=65535, runtime=False),
 )
 
 SPEC_BY_NAME: dict[str, ParamSpec] = {s.name: s for s in PARAM_SPECS}

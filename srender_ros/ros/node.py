@@ -51,6 +51,7 @@ from srender_ros.ros.conversions import (
 from srender_ros.ros.diagnostics import CameraStats, DiagnosticsPublisher, GeneratorDiagnostics, SensorDiagnostics
 from srender_ros.ros.sensor_cameras import CameraStats as SensorCameraStats
 from srender_ros.ros.sensor_cameras import SensorCameras
+from srender_ros.ros.viewer_bridge import NodeViewer
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 from srender_ros.ros.world_sync import WorldSync
 
@@ -126,6 +127,8 @@ class SrenderNode(Node):
         The lifecycle variant (srender_ros/ros/lifecycle.py) calls it on configure instead.
         """
         self._backend = Backend(self._config)
+        self._viewer = NodeViewer(self._config.viewer_port, self._backend.store, lambda: self._config.environment,
+                                  announce=self.get_logger().info)
         self._stopping = threading.Event()
         self._seq = itertools.count(1)
         self._world_info: dict[str, WorldSummary] = {}
@@ -314,6 +317,7 @@ class SrenderNode(Node):
         chunks = iter(run)
         try:
             for chunk in chunks:
+                self._viewer.camera_pose("trajectory", chunk.T_world_cam[-1], job.intrinsics)
                 self._publish_frames(chunk.stamps_ns, chunk.render.rgb, chunk.render.depth_m, job.intrinsics, cfg,
                                      offset_ns, latency_s=run.stats.seconds["render"] / max(1, run.stats.frames))
         finally:
@@ -361,6 +365,7 @@ class SrenderNode(Node):
         # world has instead of waiting for it.
         generate = job.config.camera_pose_generate and not self.render_lock.locked()
         out = pipeline.view(job.environment, job.intrinsics, job.T_world_cam, generate_if_uncovered=generate)
+        self._viewer.camera_pose("camera_pose", job.T_world_cam, job.intrinsics)
         self._publish_frames(np.array([job.stamp_ns]), out.rgb, out.depth_m, job.intrinsics, job.config, None,
                              latency_s=time.monotonic() - t0)
         self._pose_refusal_reported = False
@@ -609,6 +614,7 @@ class SrenderNode(Node):
         self._views.close()
         self._sensors.close()
         self._world_sync.close()
+        self._viewer.close()
         try:
             if not self._action.shutdown(SHUTDOWN_WAIT_S):
                 log.warning(f"render goal in progress did not stop within {SHUTDOWN_WAIT_S:.0f} s")
