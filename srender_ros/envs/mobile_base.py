@@ -66,8 +66,8 @@ class MobileBaseEnv(gym.Env[dict[str, NDArray[Any]], NDArray[np.float32]]):
         self.config = EnvConfig.from_kwargs(**kwargs)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.config.dt_s)}
         self.sim = MobileBaseSim(1, self.config)
-        self.observation_space = observation_space(self.config)  # type: ignore[assignment]
-        self.action_space = action_space(self.config)  # type: ignore[assignment]
+        self.observation_space = observation_space(self.config)
+        self.action_space = action_space(self.config)
         self._initial_seed = seed
 
     def reset(self, *, seed: int | None = None,
@@ -84,7 +84,7 @@ class MobileBaseEnv(gym.Env[dict[str, NDArray[Any]], NDArray[np.float32]]):
         reward, terminated, truncated = self.sim.step_envs(a, np.ones(1, bool))
         return self._obs(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), self._info()
 
-    def render(self) -> NDArray[np.uint8] | None:
+    def render(self) -> NDArray[np.uint8] | None:  # type: ignore[override]
         """The last camera image [H, W, 3] uint8 (render_mode "rgb_array"), else None."""
         if self.render_mode != "rgb_array" or self.sim.last_rgb is None:
             return None
@@ -150,7 +150,7 @@ class MobileBaseVectorEnv(VectorEnv[dict[str, NDArray[Any]], NDArray[np.float32]
         self._needs_reset = terminated | truncated
         return self.sim.observe(), reward, terminated, truncated, self._info()
 
-    def render(self) -> tuple[NDArray[np.uint8], ...] | None:
+    def render(self) -> tuple[NDArray[np.uint8], ...] | None:  # type: ignore[override]
         """The last camera image of every env (render_mode "rgb_array"), else None."""
         if self.render_mode != "rgb_array" or self.sim.last_rgb is None:
             return None
