@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "world": "world_cmd",
     "bag": "bag_cmd",
     "scheduler": "scheduler_cmd",
+    "batch": "batch_cmd",
 }
 
 

@@ -387,22 +387,33 @@ def _radix_order(keyf, rgid, n):
     """Order of rows 0..n-1 by (float32 depth bits, Gaussian index): gsplat's per-tile order.
 
     A stable radix sort of the depth bits (positive floats sort as uint32). Rows arrive in
-    spatial-block order, so where two rows share a depth (rare, except on planes facing the camera)
-    they are sorted again: by Gaussian index first, then stably by depth.
+    spatial-block order, so rows that share a depth (common in lifted worlds: half the keys of an
+    office view) are then ordered by Gaussian index within each run of equal keys.
     """
     keys = keyf.view(np.uint32)
     sk, order = _radix_sort_by(keys[:n].copy(), np.arange(n).astype(np.int32))
-    for i in range(1, n):
-        if sk[i] == sk[i - 1]:
-            gk = np.empty(n, np.uint32)
-            for r in range(n):
-                gk[r] = np.uint32(rgid[r])
-            _, by_index = _radix_sort_by(gk, np.arange(n).astype(np.int32))
-            dk = np.empty(n, np.uint32)
-            for r in range(n):
-                dk[r] = keys[by_index[r]]
-            _, order = _radix_sort_by(dk, by_index)
-            break
+    # Runs of equal depth keys (usually 2-3 rows) are put into Gaussian-index order in place.
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and sk[j] == sk[i]:
+            j += 1
+        if j - i > 1:
+            if j - i <= 32:
+                for a in range(i + 1, j):  # insertion sort by Gaussian index
+                    v = order[a]
+                    g = rgid[v]
+                    b = a - 1
+                    while b >= i and rgid[order[b]] > g:
+                        order[b + 1] = order[b]
+                        b -= 1
+                    order[b + 1] = v
+            else:
+                run = order[i:j].copy()
+                by = np.argsort(rgid[run.astype(np.int64)], kind="mergesort")
+                for a in range(j - i):
+                    order[i + a] = run[by[a]]
+        i = j
     return order
 
 
@@ -619,3 +630,19 @@ def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, tw, ntx, alpha):
     """Alpha of the given tiles of one view."""
     for t in tiles:
         raster_tile_alpha(t, rec, lists, offsets, W, H, tw, ntx, alpha)
+
+
+@njit(cache=True, nogil=True)
+def render_view_rgb(G, bounds, gid, sh, cam, rec, keyf, rgid, srec, tw, ntx, nty, W, H, bg, rgb, depth, alpha,
+                    depth_min_alpha):
+    """One whole view in one thread: cull + project every block, sort and bin, composite every tile.
+
+    The batched path runs one view per thread (views of a batch share the threads), which for small
+    images beats splitting one view across threads: no hand-offs, no per-stage Python. Same stages
+    and order as the per-view path, so the pixels are identical.
+    """
+    n = project_blocks(0, bounds.shape[0], G, bounds, gid, sh, cam, rec, keyf, rgid, 0, True)
+    offsets, lists = sort_and_bin(rec, keyf, rgid, n, tw, ntx, nty, srec, NREC)
+    tiles = np.arange(ntx * nty)
+    raster_tiles_rgb(tiles, srec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha)
+    return n

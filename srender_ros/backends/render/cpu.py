@@ -17,6 +17,7 @@ thread pool (``NUMBA_NUM_THREADS`` workers, default: all CPUs).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -32,7 +33,14 @@ from srender_ros.backends.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MA
 from srender_ros.backends.render.reference import check_background, check_intrinsics, check_world
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import invert_transform
-from srender_ros.core.ports.render import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
+from srender_ros.core.ports.render import (
+    DEPTH_MIN_ALPHA,
+    FAR_PLANE_M,
+    NEAR_PLANE_M,
+    RenderOutput,
+    check_world_index,
+    render_per_world,
+)
 from srender_ros.core.world import GaussianWorld
 
 _T = TypeVar("_T")
@@ -76,44 +84,63 @@ def _prepare(world: GaussianWorld) -> _PreparedWorld:
     return _PreparedWorld(G, K.block_bounds(G), order, world.sh)
 
 
+def camera_vectors(intrinsics: Intrinsics, viewmats: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Pack the constants of B views for the kernels (layout: _cpu_kernels.C_*), vectorized over views.
+
+    Element-wise arithmetic only, so a view's vector does not depend on the batch it came in.
+
+    Args:
+        intrinsics: the camera. viewmats: [B, 4, 4] world-to-camera. campos: [B, 3] camera centres, world.
+    Returns:
+        [B, NCAM] float64.
+    """
+    V = np.asarray(viewmats, np.float64).reshape(-1, 4, 4)
+    B = V.shape[0]
+    W, H = intrinsics.width_px, intrinsics.height_px
+    fx, fy, cx, cy = intrinsics.fx_px, intrinsics.fy_px, intrinsics.cx_px, intrinsics.cy_px
+    cam = np.zeros((B, K.NCAM))
+    R = V[:, :3, :3]
+    t = V[:, :3, 3]
+    cam[:, K.C_R:K.C_R + 9] = R.reshape(B, 9)
+    cam[:, K.C_T:K.C_T + 3] = t
+    # Same expressions as projection.ewa_project, so the clamps agree bit for bit.
+    lxp = (W - cx) / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
+    lxn = cx / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
+    lyp = (H - cy) / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
+    lyn = cy / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
+    # |row i of J R|^2 <= f^2/z^2 (1 + lim^2): the largest 2D variance a Gaussian of scale s can reach
+    # is that times s^2, which bounds its box for the cheap pre-cull.
+    kx = fx * fx * (1.0 + max(abs(lxp), abs(lxn)) ** 2) * _PRECULL_SAFETY
+    ky = fy * fy * (1.0 + max(abs(lyp), abs(lyn)) ** 2) * _PRECULL_SAFETY
+    cam[:, [K.C_FX, K.C_FY, K.C_CX, K.C_CY, K.C_W, K.C_H]] = fx, fy, cx, cy, W, H
+    cam[:, [K.C_LXP, K.C_LXN, K.C_LYP, K.C_LYN]] = lxp, lxn, lyp, lyn
+    cam[:, K.C_KX], cam[:, K.C_KY] = kx, ky
+    cam[:, [K.C_PX, K.C_PY, K.C_PZ]] = np.asarray(campos, np.float64).reshape(B, 3)
+    cam[:, K.C_NEAR], cam[:, K.C_FAR] = NEAR_PLANE_M, FAR_PLANE_M
+    # Image borders widened by a margin, as planes n . p_cam + rho <= 0 (culled side); see _block_visible.
+    # n_cam = (sx, sy, a) with one of sx, sy = +-1 and the other 0, so R^T n_cam = s R[row] + a R[2].
+    mg = K.BLOCK_MARGIN_PX
+    rho_x, rho_y = np.sqrt(kx) / fx, np.sqrt(ky) / fy
+    planes = ((0, 1.0, (cx + mg) / fx, rho_x), (0, -1.0, (W - cx + mg) / fx, rho_x),
+              (1, 1.0, (cy + mg) / fy, rho_y), (1, -1.0, (H - cy + mg) / fy, rho_y))
+    for q, (row, sign, a, rho) in enumerate(planes):
+        o = K.C_PLANES + 6 * q
+        cam[:, o:o + 3] = sign * R[:, row, :] + a * R[:, 2, :]
+        cam[:, o + 3] = sign * t[:, row] + a * t[:, 2]
+        cam[:, o + 4] = np.sqrt(1.0 + a * a)
+        cam[:, o + 5] = rho
+    return cam
+
+
 def camera_vector(intrinsics: Intrinsics, viewmat: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Pack one view's constants for the kernels (layout: _cpu_kernels.C_*).
+    """One view's constants for the kernels: :func:`camera_vectors` of a batch of one.
 
     Args:
         intrinsics: the camera. viewmat: [4, 4] world-to-camera. campos: [3] camera centre, world.
     Returns:
         [NCAM] float64.
     """
-    W, H = intrinsics.width_px, intrinsics.height_px
-    fx, fy, cx, cy = intrinsics.fx_px, intrinsics.fy_px, intrinsics.cx_px, intrinsics.cy_px
-    cam = np.zeros(K.NCAM)
-    cam[K.C_R:K.C_R + 9] = viewmat[:3, :3].reshape(-1)
-    cam[K.C_T:K.C_T + 3] = viewmat[:3, 3]
-    cam[[K.C_FX, K.C_FY, K.C_CX, K.C_CY, K.C_W, K.C_H]] = fx, fy, cx, cy, W, H
-    # Same expressions as projection.ewa_project, so the clamps agree bit for bit.
-    lxp = (W - cx) / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
-    lxn = cx / fx + FOV_CLAMP_MARGIN * (0.5 * W / fx)
-    lyp = (H - cy) / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
-    lyn = cy / fy + FOV_CLAMP_MARGIN * (0.5 * H / fy)
-    cam[[K.C_LXP, K.C_LXN, K.C_LYP, K.C_LYN]] = lxp, lxn, lyp, lyn
-    # |row i of J R|^2 <= f^2/z^2 (1 + lim^2): the largest 2D variance a Gaussian of scale s can reach
-    # is that times s^2, which bounds its box for the cheap pre-cull.
-    cam[K.C_KX] = fx * fx * (1.0 + max(abs(lxp), abs(lxn)) ** 2) * _PRECULL_SAFETY
-    cam[K.C_KY] = fy * fy * (1.0 + max(abs(lyp), abs(lyn)) ** 2) * _PRECULL_SAFETY
-    cam[[K.C_PX, K.C_PY, K.C_PZ]] = campos
-    cam[K.C_NEAR], cam[K.C_FAR] = NEAR_PLANE_M, FAR_PLANE_M
-    # Image borders widened by a margin, as planes n . p_cam + rho <= 0 (culled side); see _block_visible.
-    mg = K.BLOCK_MARGIN_PX
-    rho_x, rho_y = np.sqrt(cam[K.C_KX]) / fx, np.sqrt(cam[K.C_KY]) / fy
-    planes = ((np.array([1.0, 0.0, (cx + mg) / fx]), rho_x), (np.array([-1.0, 0.0, (W - cx + mg) / fx]), rho_x),
-              (np.array([0.0, 1.0, (cy + mg) / fy]), rho_y), (np.array([0.0, -1.0, (H - cy + mg) / fy]), rho_y))
-    for q, (n_cam, rho) in enumerate(planes):
-        o = K.C_PLANES + 6 * q
-        cam[o:o + 3] = viewmat[:3, :3].T @ n_cam
-        cam[o + 3] = n_cam @ viewmat[:3, 3]
-        cam[o + 4] = np.linalg.norm(n_cam)
-        cam[o + 5] = rho
-    return cam
+    return camera_vectors(intrinsics, viewmat[None], np.asarray(campos)[None])[0]
 
 
 class _Buffers:
@@ -182,11 +209,27 @@ def _project_part(blocks: tuple[int, int], p: _PreparedWorld, cam: NDArray[np.fl
                                 b0 * K.BLOCK, with_color))
 
 
+#: Worlds whose per-world constants stay cached (a batch's worlds are never evicted while it runs).
+CACHE_WORLDS = 4
+
+_LOCAL = threading.local()
+
+
+def _thread_buffers(m: int) -> _Buffers:
+    """This thread's scratch buffers with room for at least m Gaussians (kept between calls, so small
+    renders do not pay for fresh pages every time)."""
+    buf: _Buffers | None = getattr(_LOCAL, "buf", None)
+    if buf is None or buf.rec.shape[0] < m:
+        buf = _Buffers(max(m, 1))
+        _LOCAL.buf = buf
+    return buf
+
+
 class CpuRenderer:
     """gsplat-compatible rasterizer on the CPU (numba; threads over tiles, or over poses for coverage).
 
-    Thread-safe; the per-world constants of the two most recently used worlds are cached (weakly,
-    so a dropped world frees them). The first call in a fresh checkout compiles the kernels
+    Thread-safe; the per-world constants of the CACHE_WORLDS most recently prepared worlds are cached
+    (weakly, so a dropped world frees them). The first call in a fresh checkout compiles the kernels
     (~15 s of CPU); numba caches them under ``__pycache__`` for later processes.
     """
 
@@ -196,13 +239,17 @@ class CpuRenderer:
         self._cache: weakref.WeakKeyDictionary[GaussianWorld, _PreparedWorld] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def _prepared(self, world: GaussianWorld) -> _PreparedWorld:
+    def _prepared(self, world: GaussianWorld, keep: Sequence[GaussianWorld] = ()) -> _PreparedWorld:
+        """The world's constants (cached; the oldest entries not in ``keep`` make room beyond CACHE_WORLDS)."""
         with self._lock:
             p = self._cache.get(world)
             if p is None:
                 p = _prepare(world)
-                if len(self._cache) >= 2:
-                    self._cache.clear()
+                keep_ids = {id(w) for w in keep} | {id(world)}
+                for old in [w for w in list(self._cache.keys()) if id(w) not in keep_ids]:
+                    if len(self._cache) < CACHE_WORLDS:
+                        break
+                    del self._cache[old]
                 self._cache[world] = p
             return p
 
@@ -262,11 +309,72 @@ class CpuRenderer:
         tw, ntx, nty = tiling
         parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
+        cams = camera_vectors(intrinsics, V, T[:, :3, 3])
         for b in range(B):
-            cam = camera_vector(intrinsics, V[b], T[b, :3, 3])
-            offsets, lists = self._bin_view(p, cam, buf, tiling, with_color=True)
+            offsets, lists = self._bin_view(p, cams[b], buf, tiling, with_color=True)
             _parallel_map(K.raster_tiles_rgb, parts, buf.srec, lists, offsets, W, H, tw, ntx, bg, rgb[b], depth[b],
                           alpha[b], DEPTH_MIN_ALPHA)
+        return RenderOutput(rgb, depth, alpha)
+
+    def render_batch(
+        self,
+        worlds: Sequence[GaussianWorld],
+        world_index: NDArray[np.integer],
+        intrinsics: Intrinsics,
+        T_world_cam: NDArray[np.floating],
+        background_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> RenderOutput:
+        """Render B views, view b of ``worlds[world_index[b]]``, sharing the threads across views.
+
+        Each view runs start to finish on one thread (cull, project, sort, bin, composite in one
+        compiled call); threads take the next view as they finish, so views of cheap and costly
+        worlds balance. With fewer views than threads it falls back to splitting each view over
+        the threads (:meth:`render`). Pixels equal :meth:`render` of each view exactly.
+
+        Args:
+            worlds: the distinct worlds of the batch.
+            world_index: [B] int, the world of each pose.
+            intrinsics: one camera model shared by the batch.
+            T_world_cam: [B, 4, 4] optical camera-to-world poses.
+            background_rgb: colour composited behind the Gaussians.
+        Returns:
+            RenderOutput: rgb [B, H, W, 3], depth_m [B, H, W] (NaN where alpha < DEPTH_MIN_ALPHA),
+            alpha [B, H, W], all float32, in pose order.
+        Raises:
+            InputError: a bad world, world index, intrinsics, pose or background.
+        """
+        for w in worlds:
+            check_world(w)
+        check_intrinsics(intrinsics)
+        bg = check_background(background_rgb)
+        T = validate_poses(T_world_cam)
+        idx = check_world_index(worlds, world_index, T.shape[0])
+        B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
+        if B < _num_threads():
+            return render_per_world(self, worlds, idx, intrinsics, T, background_rgb)
+        used = sorted(set(idx.tolist()))
+        prepared = {w: self._prepared(worlds[w], keep=[worlds[u] for u in used]) for w in used}
+        rgb = np.empty((B, H, W, 3), np.float32)
+        depth = np.empty((B, H, W), np.float32)
+        alpha = np.empty((B, H, W), np.float32)
+        cams = camera_vectors(intrinsics, invert_transform(T), T[:, :3, 3])
+        tw, ntx, nty = _tiling(W, H, RENDER_TILE_W)
+        m_max = max(p.G.shape[1] for p in prepared.values())
+        counter = itertools.count()
+
+        def worker(_: int) -> None:
+            buf = _thread_buffers(m_max)
+            while (b := next(counter)) < B:  # next() on a count is atomic under the GIL
+                p = prepared[int(idx[b])]
+                if p.G.shape[1] == 0:
+                    rgb[b] = bg.astype(np.float32)
+                    depth[b] = np.nan
+                    alpha[b] = 0.0
+                    continue
+                K.render_view_rgb(p.G, p.bounds, p.gid, p.sh, cams[b], buf.rec, buf.keyf, buf.rgid, buf.srec,
+                                  tw, ntx, nty, W, H, bg, rgb[b], depth[b], alpha[b], DEPTH_MIN_ALPHA)
+
+        _parallel_map(worker, list(range(_num_threads())))
         return RenderOutput(rgb, depth, alpha)
 
     def coverage(
@@ -290,7 +398,7 @@ class CpuRenderer:
         if m == 0 or B == 0:
             return out
         V = invert_transform(T)
-        cams = np.stack([camera_vector(intrinsics, V[b], T[b, :3, 3]) for b in range(B)])
+        cams = camera_vectors(intrinsics, V, T[:, :3, 3])
         nthreads = _num_threads()
         if B >= 2 * nthreads:
             # Many poses: one view per thread at a time (views interleaved so threads share the work).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,14 @@ from srender_ros.backends.render.projection import EPS2D_PX2, validate_poses
 from srender_ros.backends.render.reference import check_background, check_intrinsics, check_world
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.geometry import invert_transform
-from srender_ros.core.ports.render import DEPTH_MIN_ALPHA, FAR_PLANE_M, NEAR_PLANE_M, RenderOutput
+from srender_ros.core.ports.render import (
+    DEPTH_MIN_ALPHA,
+    FAR_PLANE_M,
+    NEAR_PLANE_M,
+    RenderOutput,
+    check_world_index,
+    render_per_world,
+)
 from srender_ros.core.world import GaussianWorld
 from srender_ros.errors import BackendUnavailableError
 
@@ -151,6 +159,77 @@ class GsplatRenderer:
         colors, alpha = self._rasterize(world, intrinsics, T, bg)
         depth = np.where(alpha >= DEPTH_MIN_ALPHA, colors[..., 3], np.nan).astype(np.float32)
         return RenderOutput(np.ascontiguousarray(colors[..., :3]), depth, np.ascontiguousarray(alpha))
+
+    def render_batch(
+        self,
+        worlds: Sequence[GaussianWorld],
+        world_index: NDArray[np.integer],
+        intrinsics: Intrinsics,
+        T_world_cam: NDArray[np.floating],
+        background_rgb: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    ) -> RenderOutput:
+        """B views of several worlds in one gsplat launch (its batched mode: scenes x cameras).
+
+        The used worlds are stacked into [U, Nmax] tensors, padded with transparent Gaussians
+        (opacity 0: alpha 0 < 1/255, never composited) and SH padded with zero coefficients up to
+        the highest degree; each world's cameras into [U, Cmax], padded with identity views whose
+        images are dropped. Falls back to one call per world when the padded batch would exceed
+        MAX_PAIRS_PER_CALL view x Gaussian pairs.
+
+        Args/Returns: as :func:`srender_ros.core.ports.render.render_batch`.
+        """
+        for w in worlds:
+            check_world(w)
+        check_intrinsics(intrinsics)
+        bg = check_background(background_rgb)
+        T = validate_poses(T_world_cam)
+        idx = check_world_index(worlds, world_index, T.shape[0])
+        B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
+        used = sorted(set(idx.tolist()))
+        if B == 0 or len(used) <= 1:
+            return render_per_world(self, worlds, idx, intrinsics, T, background_rgb)
+        views = [np.nonzero(idx == u)[0] for u in used]
+        n_max = max(max(len(worlds[u]) for u in used), 1)
+        c_max = max(len(v) for v in views)
+        if len(used) * c_max * n_max > MAX_PAIRS_PER_CALL:
+            return render_per_world(self, worlds, idx, intrinsics, T, background_rgb)
+        torch, dev = self._torch, self._device
+        degree = max(worlds[u].sh_degree for u in used)
+        k = (degree + 1) ** 2
+        U = len(used)
+        means = torch.zeros((U, n_max, 3), device=dev)
+        quats = torch.zeros((U, n_max, 4), device=dev)
+        quats[..., 0] = 1.0
+        scales = torch.full((U, n_max, 3), 1e-6, device=dev)
+        opac = torch.zeros((U, n_max), device=dev)
+        sh = torch.zeros((U, n_max, k, 3), device=dev)
+        viewmats = torch.eye(4, device=dev).repeat(U, c_max, 1, 1)
+        V = invert_transform(T).astype(np.float32)
+        for i, u in enumerate(used):
+            n = len(worlds[u])
+            if n:
+                t = self._tensors(worlds[u])
+                means[i, :n], quats[i, :n], scales[i, :n], opac[i, :n] = t["means"], t["quats"], t["scales"], t["opacities"]
+                sh[i, :n, :t["sh"].shape[1]] = t["sh"]
+            viewmats[i, :len(views[i])] = torch.from_numpy(V[views[i]]).to(dev)
+        Ks = torch.from_numpy(intrinsics.K.astype(np.float32)).to(dev).expand(U, c_max, 3, 3).contiguous()
+        bgt = torch.from_numpy(bg.astype(np.float32)).to(dev).expand(U, c_max, 3).contiguous()
+        with torch.no_grad():
+            colors, alphas, _ = self._gsplat.rasterization(
+                means, quats, scales, opac, sh, viewmats, Ks, W, H, sh_degree=degree, near_plane=NEAR_PLANE_M,
+                far_plane=FAR_PLANE_M, eps2d=EPS2D_PX2, packed=False, rasterize_mode="classic",
+                render_mode="RGB+ED", backgrounds=bgt)
+        colors_np = colors.float().cpu().numpy()
+        alphas_np = alphas[..., 0].float().cpu().numpy()
+        rgb = np.empty((B, H, W, 3), np.float32)
+        depth = np.empty((B, H, W), np.float32)
+        alpha = np.empty((B, H, W), np.float32)
+        for i, v in enumerate(views):
+            c = colors_np[i, :len(v)]
+            a = alphas_np[i, :len(v)]
+            rgb[v], alpha[v] = c[..., :3], a
+            depth[v] = np.where(a >= DEPTH_MIN_ALPHA, c[..., 3], np.nan)
+        return RenderOutput(rgb, depth, alpha)
 
     def coverage(
         self, world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating]

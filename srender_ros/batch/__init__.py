@@ -1,0 +1,1 @@
+"""`srender batch`: many render jobs on a Ray cluster (local or remote); see docs/agents.md."""
