@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser("batch", help="render many jobs on a Ray cluster",
                        description="Render the jobs of a YAML file (each like `srender render`) on Ray. Each job "
                                    "writes OUT/<job>/metrics.json and OUT/<job>/frames/, published only when complete.")

@@ -171,7 +171,7 @@ def add_image_noise(rgb: NDArray[np.floating], mean: float, stddev: float,
                     rng: np.random.Generator) -> NDArray[np.float32]:
     """[H, W, 3] in [0, 1] plus N(mean, stddev) per channel, clamped to [0, 1]."""
     noise = rng.normal(mean, stddev, size=np.shape(rgb)).astype(np.float32) if stddev > 0 else np.float32(mean)
-    return np.clip(np.asarray(rgb, dtype=np.float32) + noise, 0.0, 1.0)
+    return np.asarray(np.clip(np.asarray(rgb, dtype=np.float32) + noise, 0.0, 1.0), dtype=np.float32)
 
 
 def add_depth_noise(depth_m: NDArray[np.floating], k: float, rng: np.random.Generator) -> NDArray[np.float32]:
