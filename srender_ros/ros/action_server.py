@@ -23,7 +23,7 @@ from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import ReentrantCallbackGroup
 
 from srender_ros.action import RenderTrajectory
-from srender_ros.core.pipeline import Pipeline, RenderJob
+from srender_ros.engine.pipeline import Pipeline, RenderJob
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import WorldStatus
 from srender_ros.ros.backend import intrinsics_of
@@ -31,7 +31,7 @@ from srender_ros.ros.conversions import image_msg_to_rgb_float, intrinsics_from_
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 
 if TYPE_CHECKING:
-    from srender_ros.generators.protocol import Keyframe, KeyframeGenerator, KeyframeRequest
+    from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
     from srender_ros.ros.config import NodeConfig
     from srender_ros.ros.node import SrenderNode
 
