@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from srender_ros.core.geometry import to_optical
-from srender_ros.engine.pipeline import RenderJob
 from srender_ros.core.trajectory import Trajectory
+from srender_ros.engine.pipeline import RenderJob
 from srender_ros.ros.backend import Backend, intrinsics_of
 from srender_ros.ros.compression import encode_depth, encode_rgb
 from srender_ros.ros.config import NodeConfig
