@@ -194,6 +194,10 @@ class SensorCameras:
         kinds = {bool: ParameterType.PARAMETER_BOOL, float: ParameterType.PARAMETER_DOUBLE,
                  str: ParameterType.PARAMETER_STRING}
         for name, (default, text) in SENSOR_PARAMS.items():
+            if node.has_parameter(name):  # a lifecycle node configured again keeps its declarations
+                out[name] = node.get_parameter(name).value if name != "cameras" else (
+                    node.get_parameter(name).value or [])
+                continue
             if name == "cameras":  # an empty list has no ROS type: declare without one, read None as []
                 d = ParameterDescriptor(name=name, description=text, read_only=True, dynamic_typing=True)
                 out[name] = node.declare_parameter(name, None, d).value or []
