@@ -56,7 +56,9 @@ def wait_drawn(page: HeadlessPage, path: Path, want: bool, timeout_s: float = 90
     while True:
         region = canvas(page, path)
         frac = drawn_fraction(region)
-        if (frac > 0.3) == want or time.monotonic() > deadline:
+        # Splats arrive progressively: "drawn" also waits for a picture, not a flat first layer.
+        done = (frac > 0.3 and region.std() > 20.0) if want else frac <= 0.3
+        if done or time.monotonic() > deadline:
             return region
         time.sleep(1.0)
 
