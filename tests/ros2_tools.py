@@ -44,15 +44,7 @@ find_package(rosidl_default_generators REQUIRED)
 find_package(rcl_interfaces REQUIRED)
 rosidl_generate_interfaces(${PROJECT_NAME} "srv/ListNodes.srv" "srv/LoadNode.srv" "srv/UnloadNode.srv"
   DEPENDENCIES rcl_interfaces)
-find_package(Python3 REQUIRED COMPONENTS Interpreter Development NumPy)
-get_property(_imported DIRECTORY PROPERTY IMPORTED_TARGETS)
-foreach(_target IN LISTS _imported)
-  get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
-  if(_dirs AND "${_dirs}" MATCHES "/opt/python/")
-    set_target_properties(${_target} PROPERTIES
-      INTERFACE_INCLUDE_DIRECTORIES "${Python3_INCLUDE_DIRS};${Python3_NumPy_INCLUDE_DIRS}")
-  endif()
-endforeach()
+include("@REPOINT@")
 ament_export_dependencies(rosidl_default_runtime)
 ament_package()
 """
@@ -126,7 +118,7 @@ def install(root: Path) -> Ros2Tools:
                     *map(str, wheels)], check=True, capture_output=True, text=True)
     src = root / "composition_interfaces"
     shutil.copytree(TOOLS / "interfaces" / "composition_interfaces", src)
-    (src / "CMakeLists.txt").write_text(_CMAKE)
+    (src / "CMakeLists.txt").write_text(_CMAKE.replace("@REPOINT@", str(REPO / "cmake" / "repoint_wheel_includes.cmake")))
     (src / "package.xml").write_text(_PACKAGE_XML)
     venv = Path(sys.prefix)
     env = dict(os.environ, AMENT_PREFIX_PATH=str(venv))
