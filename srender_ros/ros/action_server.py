@@ -27,7 +27,7 @@ from srender_ros.engine.pipeline import Pipeline, RenderJob
 from srender_ros.errors import InputError, SrenderError
 from srender_ros.msg import WorldStatus
 from srender_ros.ros.backend import intrinsics_of
-from srender_ros.ros.conversions import image_msg_to_rgb_float, intrinsics_from_camera_info, trajectory_from_path
+from srender_ros.ros.conversions import path_request_from_msg
 from srender_ros.ros.worker import KeepLatestQueue, QueueClosed, Worker
 
 if TYPE_CHECKING:
@@ -181,18 +181,8 @@ class RenderActionServer:
     def _serve(self, goal: _Goal) -> None:
         node, cfg, handle, res = self._node, goal.config, goal.handle, goal.result
         req = handle.request
-        env = req.environment.strip()
-        if not env:
-            raise InputError("goal.environment is empty: name the environment, e.g. 'a cluttered warehouse aisle'")
-        traj = trajectory_from_path(req.trajectory, cfg.pose_frame, cfg.path_rate_hz, cfg.world_frame_id,
-                                    "goal.trajectory")
-        intr = intrinsics_from_camera_info(req.camera) if req.has_camera else intrinsics_of(cfg)
-        image = None
-        if req.has_initial_image:
-            image = image_msg_to_rgb_float(req.initial_image)
-            if image.shape[:2] != (intr.height_px, intr.width_px):
-                raise InputError(f"goal.initial_image is {image.shape[1]}x{image.shape[0]} but the camera is "
-                                 f"{intr.width_px}x{intr.height_px}; send them at the same size")
+        env, traj, intr, image = path_request_from_msg(req, cfg.pose_frame, cfg.path_rate_hz, cfg.world_frame_id,
+                                                        intrinsics_of(cfg), "goal")
         n = len(traj)
         res.frames_total = n
         canceled = lambda: handle.is_cancel_requested or not node.accepting  # noqa: E731

@@ -357,3 +357,43 @@ def pose_stamped_from_optical(stamp_ns: int, T_world_cam: NDArray[np.floating], 
     from geometry_msgs.msg import PoseStamped
 
     return PoseStamped(header=_header(stamp_ns, frame_id), pose=matrix_to_pose_msg(from_optical(T_world_cam, pose_frame)))
+
+
+class PathRequest(NamedTuple):
+    """What a RenderRequest message or a RenderTrajectory goal asks for, validated.
+
+    Attributes:
+        environment: the prompt (stripped, non-empty).
+        trajectory: optical camera poses.
+        intrinsics: the message's camera, or ``default_camera``.
+        initial_image: [H, W, 3] float32 in [0, 1] at the camera's size, or None.
+    """
+
+    environment: str
+    trajectory: Trajectory
+    intrinsics: Intrinsics
+    initial_image: NDArray[np.float32] | None
+
+
+def path_request_from_msg(msg: Any, pose_frame: PoseFrame | str, rate_hz: float, world_frame_id: str,
+                          default_camera: Intrinsics, what: str) -> PathRequest:
+    """Validate a message with ``environment``, ``trajectory`` (nav_msgs/Path), optional ``camera``
+    (CameraInfo) and optional ``initial_image`` fields.
+
+    Args:
+        what: the message's name in errors ("render_request", "goal").
+    Raises:
+        InputError / TrajectoryError: naming ``what`` and the field.
+    """
+    env = msg.environment.strip()
+    if not env:
+        raise InputError(f"{what}.environment is empty: name the environment, e.g. 'a cluttered warehouse aisle'")
+    traj = trajectory_from_path(msg.trajectory, pose_frame, rate_hz, world_frame_id, f"{what}.trajectory")
+    intr = intrinsics_from_camera_info(msg.camera) if msg.has_camera else default_camera
+    image = None
+    if msg.has_initial_image:
+        image = image_msg_to_rgb_float(msg.initial_image)
+        if image.shape[:2] != (intr.height_px, intr.width_px):
+            raise InputError(f"{what}.initial_image is {image.shape[1]}x{image.shape[0]} but the camera is "
+                             f"{intr.width_px}x{intr.height_px}; send them at the same size")
+    return PathRequest(env, traj, intr, image)

@@ -41,9 +41,8 @@ from srender_ros.ros.config import PARAM_NAMES, PARAM_SPECS, NodeConfig, ParamSp
 from srender_ros.ros.conversions import (
     camera_info_from_intrinsics,
     depth_to_image_msg,
-    image_msg_to_rgb_float,
-    intrinsics_from_camera_info,
     ns_to_stamp,
+    path_request_from_msg,
     pose_stamped_to_optical,
     rgb_to_image_msg,
     trajectory_from_path,
@@ -248,18 +247,8 @@ class SrenderNode(Node):
         rid = msg.request_id.strip() or f"request-{next(self._seq)}"
         env = msg.environment.strip()
         try:
-            if not env:
-                raise InputError("render_request.environment is empty: name the environment, e.g. 'a cluttered "
-                                 "warehouse aisle'")
-            traj = trajectory_from_path(msg.trajectory, cfg.pose_frame, cfg.path_rate_hz, cfg.world_frame_id,
-                                        "render_request.trajectory")
-            intr = intrinsics_from_camera_info(msg.camera) if msg.has_camera else intrinsics_of(cfg)
-            image = None
-            if msg.has_initial_image:
-                image = image_msg_to_rgb_float(msg.initial_image)
-                if image.shape[:2] != (intr.height_px, intr.width_px):
-                    raise InputError(f"render_request.initial_image is {image.shape[1]}x{image.shape[0]} but the "
-                                     f"camera is {intr.width_px}x{intr.height_px}; send them at the same size")
+            env, traj, intr, image = path_request_from_msg(msg, cfg.pose_frame, cfg.path_rate_hz, cfg.world_frame_id,
+                                                           intrinsics_of(cfg), "render_request")
             job = PathJob(rid, env, traj, intr, image, self._now_ns(), cfg)
         except SrenderError as exc:
             self._refuse(rid, env, exc)
