@@ -70,23 +70,20 @@ def test_lookahead_places_the_keyframe_ahead_within_the_chunk() -> None:
     # The fake world leaves poses ahead uncovered (1.0 > lookahead_max_uncovered): no lookahead possible.
     _walk(world, lookahead=8)
     assert [k for k, _ in world.made][:2] == [0, 4]
-    # With poses ahead partly covered (below the lookahead limit), the keyframe goes as far as allowed.
-    world2 = FakeWorld(20, ahead=3, back=4, residual=0.05)
-    walk2 = KeyframeWalk(walk_settings(lookahead=3, lookahead_max_uncovered=0.1, coverage_threshold=0.5),
-                         world2.n, world2.coverage, world2.make)
-    world2.covered[:] = True   # everything is half-covered: residual 0.05 everywhere...
-    world2.made.append((-1, "pre-existing"))
+    # An existing world, poses ahead partly covered (below the lookahead limit): the keyframe goes as
+    # far as allowed. Uncovered 0.05 everywhere except pose 5, which triggers; 6..8 are within reach.
     unc = np.full(20, 0.05)
-    unc[5] = 0.9               # ...except pose 5, which triggers; 6..8 are within the lookahead limit
-    walk2._coverage = lambda s, e: Coverage(unc[s:e].copy(), np.zeros(e - s), False)
+    unc[5] = 0.9
+    made: list[tuple[int, str]] = []
 
     def make(k: int, reason: str) -> None:
-        world2.made.append((k, reason))
-        unc[max(0, k - 4):k + 4] = 0.0
+        made.append((k, reason))
+        unc[max(0, k - 4):k + 4] = 0.0   # a keyframe covers 4 poses behind it and 3 ahead
 
-    walk2._make = make
-    walk2.walk(0, 20)
-    assert world2.made[1][0] == 8 and "placed ahead at pose 8" in world2.made[1][1]
+    walk = KeyframeWalk(walk_settings(lookahead=3, lookahead_max_uncovered=0.1, coverage_threshold=0.5), 20,
+                        lambda s, e: Coverage(unc[s:e].copy(), np.zeros(e - s), False), make)
+    walk.walk(0, 20)
+    assert made[0][0] == 8 and "placed ahead at pose 8" in made[0][1]
 
 
 def test_residual_rule_ignores_what_the_last_keyframe_could_not_cover() -> None:

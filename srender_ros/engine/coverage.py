@@ -82,11 +82,6 @@ class CoverageProbe:
         return Coverage(hole_fraction(out.alpha, self.coverage_alpha),
                         coarse.reshape(B, -1).mean(axis=1).astype(np.float64), False)
 
-    def uncovered(self, world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.float64],
-                  focal_scale: float = 1.0) -> NDArray[np.float64]:
-        """[B] uncovered fraction of each pose (see :meth:`measure`)."""
-        return self.measure(world, intrinsics, T_world_cam, focal_scale).uncovered(self.coarse_weight)
-
     def coarse_pixels(self, world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.float64],
                       focal_scale: float = 1.0) -> tuple[RenderOutput, NDArray[np.bool_]]:
         """Render the world's Gaussian sizes; mark pixels whose footprint exceeds ``max_footprint_px``.

@@ -119,10 +119,15 @@ class Pipeline:
         return RenderOutput(fill_holes(out.rgb, out.alpha), out.depth_m, out.alpha)
 
     # ---- steps -------------------------------------------------------------------------------
+    def measure_coverage(self, world: GaussianWorld, intrinsics: Intrinsics, T: NDArray[np.float64]) -> Coverage:
+        """Coverage of poses ``T`` [B, 4, 4] seen by the request camera ``intrinsics``, rendered at
+        ``coverage_scale`` with footprints in the request camera's pixels."""
+        scale = self.config.coverage_scale
+        return self.probe.measure(world, intrinsics.scaled(scale), T, 1.0 / scale)
+
     def _uncovered(self, world: GaussianWorld, intrinsics: Intrinsics, T: NDArray[np.float64]) -> NDArray[np.float64]:
         """[B] uncovered fraction of poses ``T`` [B, 4, 4] seen by the request camera ``intrinsics``."""
-        scale = self.config.coverage_scale
-        return self.probe.uncovered(world, intrinsics.scaled(scale), T, 1.0 / scale)
+        return self.measure_coverage(world, intrinsics, T).uncovered(self.config.coarse_weight)
 
     def _seed(self, state: WorldState) -> int:
         digest = hashlib.sha256(f"{state.world_id}:{len(state.keyframes)}:{self.config.seed}".encode()).hexdigest()
@@ -201,10 +206,9 @@ class PipelineRun:
         traj = job.trajectory
         T_all = traj.T_world_cam
         n = len(traj)
-        cov_K = job.intrinsics.scaled(cfg.coverage_scale)
 
         def coverage(start: int, end: int) -> Coverage:
-            return p.probe.measure(state.world, cov_K, T_all[start:end], 1.0 / cfg.coverage_scale)
+            return p.measure_coverage(state.world, job.intrinsics, T_all[start:end])
 
         def make(k: int, reason: str) -> None:
             p.make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
