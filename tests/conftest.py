@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,13 @@ def ros2_tools(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unt
     t.run("daemon", "start")
     yield t
     t.run("daemon", "stop")
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``pred`` every 20 ms until it holds or ``timeout_s`` passes; its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return bool(pred())

@@ -7,13 +7,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rclpy
+from conftest import wait_for  # noqa: F401  (re-exported for the sensor tests)
 from geometry_msgs.msg import TransformStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -50,15 +49,6 @@ def _ts(parent: str, child: str, stamp_ns: int, T: np.ndarray) -> TransformStamp
     r = ts.transform.rotation
     r.w, r.x, r.y, r.z = map(float, q)
     return ts
-
-
-def wait_for(pred: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return bool(pred())
 
 
 class Robot:
