@@ -88,9 +88,19 @@ def world_env(ros2_tools: tools.Ros2Tools, tmp_path: Path) -> dict[str, str]:
     return _env_with(ros2_tools, SRENDER_WORLD_DIR=str(tmp_path / "worlds"))
 
 
-def _param(t: tools.Ros2Tools, env: dict[str, str], *args: str) -> Any:
-    return tools.subprocess.run(t.ros2("param", *args), env=env,
-                                stdout=tools.subprocess.PIPE, stderr=tools.subprocess.STDOUT, text=True, timeout=60)
+def _param(t: tools.Ros2Tools, env: dict[str, str], *args: str, discovery_s: float = 60.0) -> Any:
+    """``ros2 param ARGS``, repeated while the CLI has not discovered the node yet.
+
+    "ready" in the node's log says its parameter services exist, not that a fresh ``ros2`` process has seen them over
+    DDS: on a loaded 2-core machine discovery can take seconds (CI once got "Node not found" right after "ready").
+    """
+    deadline = time.monotonic() + discovery_s
+    while True:
+        res = tools.subprocess.run(t.ros2("param", *args), env=env,
+                                   stdout=tools.subprocess.PIPE, stderr=tools.subprocess.STDOUT, text=True, timeout=60)
+        if "Node not found" not in res.stdout or time.monotonic() > deadline:
+            return res
+        time.sleep(1.0)
 
 
 def _eventually(t: tools.Ros2Tools, env: dict[str, str], args: tuple[str, ...], ok: Any, tries: int = 5) -> str:

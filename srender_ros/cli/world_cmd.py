@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -185,14 +189,10 @@ def _run_view(args: argparse.Namespace) -> int:
         if path is not None:
             viewer.show_trajectory(path[0], path[1].T_world_cam, path[2], args.coverage_threshold)
         sub = f", showing {viewer.shown_splats:,}" if viewer.shown_splats < len(snap.world) else ""
-        print(f"srender world view: world {snap.world_id} ({len(snap.world):,} Gaussians{sub}, "
-              f"{len(snap.keyframes)} keyframes) at {viewer.url}  (Ctrl-C stops)", flush=True)
-        deadline = None if args.exit_after is None else time.monotonic() + args.exit_after
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        with _stop_on_signal() as stop:
+            print(f"srender world view: world {snap.world_id} ({len(snap.world):,} Gaussians{sub}, "
+                  f"{len(snap.keyframes)} keyframes) at {viewer.url}  (Ctrl-C stops)", flush=True)
+            stop.wait(args.exit_after)
     finally:
         viewer.close()
     print("srender world view: stopped", flush=True)
@@ -246,3 +246,20 @@ def _run_rm(args: argparse.Namespace) -> int:
     info = store.remove(wid)
     print(f"removed world {info.world_id} ({info.prompt!r}, {info.gaussians} Gaussians)", file=sys.stdout)
     return 0
+
+
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM while the block runs, instead of a KeyboardInterrupt.
+
+    An exception raised wherever the main thread happens to be (inside the viewer's calls, or just after the URL is
+    printed and before a loop's try) could skip the clean shutdown; an event cannot. Installed before the URL is
+    printed, so a user (or test) reacting to the URL at once is handled the same way.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
