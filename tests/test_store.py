@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srender_ros.core import atomic, ply
+from srender_ros.core import atomic, cell_store
 from srender_ros.core import manifest as manifest_mod
 from srender_ros.core.camera import Intrinsics
+from srender_ros.core.cells import CellGrid, cell_name
 from srender_ros.core.ply import read_ply, write_ply
 from srender_ros.core.store import (
     KeyframeRecord,
@@ -48,7 +49,17 @@ def keyframe(seed: int, w: int = 8, h: int = 6, pose_index: int = 3) -> Keyframe
                           depth, f"coverage {seed / 10:.2f} < 0.8")
 
 
+def canonical(w: GaussianWorld) -> GaussianWorld:
+    """``w`` in a fixed order (a world stored by cells reloads grouped by cell, same Gaussians)."""
+    rows = np.concatenate([w.means, w.log_scales, w.opacity_logits[:, None], w.quats_wxyz,
+                           w.sh.reshape(len(w), -1)], axis=1).astype(np.float32)
+    return w.select(np.lexsort(rows.view(np.uint32).T[::-1]))
+
+
 def assert_world_equal(a: GaussianWorld, b: GaussianWorld) -> None:
+    """Same Gaussians, bit for bit (order aside)."""
+    assert len(a) == len(b) and a.sh_degree == b.sh_degree
+    a, b = canonical(a), canonical(b)
     for f in ("means", "quats_wxyz", "log_scales", "opacity_logits", "sh"):
         assert getattr(a, f).tobytes() == getattr(b, f).tobytes(), f
 
@@ -114,17 +125,23 @@ def test_manifest_contents(tmp_path: Path) -> None:
     state = make_saved(store, PROMPT, n=12, keyframes=1)
     d = store.world_dir(state.world_id)
     m = json.loads((d / "manifest.json").read_text())
-    assert m["format_version"] == 1 and m["prompt"] == PROMPT and m["world_id"] == state.world_id
+    assert m["format_version"] == 2 and m["prompt"] == PROMPT and m["world_id"] == state.world_id
     assert m["generator"] == {"name": "procedural", "settings": {"name": "procedural", "seed": 0}}
-    assert m["counts"] == {"gaussians": 12, "sh_degree": 3, "keyframes": 1}
+    groups = CellGrid(m["cell_size_m"]).group(state.world.means)
+    assert m["counts"] == {"gaussians": 12, "sh_degree": 3, "keyframes": 1, "cells": len(groups)}
+    assert set(m["cells"]) == {cell_name(k) for k in groups}
+    for key, idx in groups.items():  # one plain 3DGS PLY per cell, checksummed
+        e = m["cells"][cell_name(key)]
+        assert e["file"].startswith(f"cells/{cell_name(key)}-") and e["gaussians"] == len(idx)
+        assert e["sha256"] == manifest_mod.sha256_file(d / e["file"]) and e["bytes"] == (d / e["file"]).stat().st_size
+        assert_world_equal(read_ply(d / e["file"]), state.world.select(idx))
     kf = m["keyframes"][0]
     assert kf["index"] == 0 and kf["pose_index"] == 0 and len(kf["T_world_cam"]) == 4
     assert set(kf["intrinsics"]) == {"width_px", "height_px", "fx_px", "fy_px", "cx_px", "cy_px"}
-    assert set(m["files"]) == {"gaussians.ply", kf["rgb_file"], kf["depth_file"]}
+    assert set(m["files"]) == {kf["rgb_file"], kf["depth_file"]}
     for rel, meta in m["files"].items():
         assert meta["sha256"] == manifest_mod.sha256_file(d / rel) and meta["bytes"] == (d / rel).stat().st_size
     assert np.load(d / kf["depth_file"], allow_pickle=False).dtype == np.float32
-    assert_world_equal(read_ply(d / "gaussians.ply"), state.world)  # a plain 3DGS PLY
 
 
 def test_resave_keeps_created_and_replaces_content(tmp_path: Path) -> None:
@@ -146,9 +163,6 @@ def _flip_byte(path: Path, offset: int = -5) -> None:
 
 
 DAMAGE = {
-    "ply_bitflip": (lambda d: _flip_byte(d / "gaussians.ply"), r"gaussians\.ply: sha256 checksum mismatch"),
-    "ply_truncated": (lambda d: (d / "gaussians.ply").write_bytes((d / "gaussians.ply").read_bytes()[:-100]),
-                      r"gaussians\.ply: \d+ bytes, but the manifest recorded \d+ \(truncated\)"),
     "manifest_json": (lambda d: (d / "manifest.json").write_text('{"format_version": 1, "prompt": '),
                       r"manifest\.json: corrupt JSON"),
     "manifest_missing": (lambda d: (d / "manifest.json").unlink(), r"manifest\.json: missing"),
@@ -189,7 +203,7 @@ def test_manifest_cannot_point_outside_the_world_or_be_from_the_future(tmp_path:
     mpath = store.world_dir(state.world_id) / "manifest.json"
     m = json.loads(mpath.read_text())
     evil = json.loads(json.dumps(m))
-    evil["files"]["../../outside.ply"] = {"sha256": "0" * 64, "bytes": 1}
+    next(iter(evil["cells"].values()))["file"] = "../../outside.ply"
     mpath.write_text(json.dumps(evil))
     with pytest.raises(WorldFormatError, match="not a relative path inside the world"):
         WorldStore(tmp_path).get(PROMPT)
@@ -224,14 +238,22 @@ def test_failed_save_leaves_previous_world_intact(tmp_path: Path, monkeypatch: p
     saved_world = state.world
     before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
-    def half_then_fail(f: object, records: np.ndarray) -> None:
-        f.write(records.view(np.uint8)[: records.nbytes // 2].tobytes())  # type: ignore[attr-defined]
+    real_write = cell_store.write_synced
+
+    def half_then_fail_on_third(path: Path, data: bytes) -> None:  # two cells written, the third fails
+        calls["n"] += 1
+        if calls["n"] < 3:
+            real_write(path, data)
+            return
+        Path(path).write_bytes(data[: len(data) // 2])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ply, "_write_records", half_then_fail)
+    calls = {"n": 0}
+    monkeypatch.setattr(cell_store, "write_synced", half_then_fail_on_third)
     state.replace_world(random_world(100, 3, seed=9))
     state.add_keyframe(keyframe(7))
-    with pytest.raises(WorldWriteError, match=r"No space left on device.*previously saved copy is unchanged") as exc:
+    with pytest.raises(WorldWriteError, match=r"writing .*/cells/c_-?\d+_-?\d+_-?\d+-\w+\.ply: No space left on device"
+                                              r".*previously saved copy is unchanged") as exc:
         store.save(state)
     assert isinstance(exc.value, SrenderError)
     assert state.dirty
@@ -251,7 +273,7 @@ def test_failed_keyframe_write_leaves_previous_world_intact(tmp_path: Path, monk
     store = WorldStore(tmp_path)
     state = make_saved(store, PROMPT, n=10, keyframes=1)
     calls = {"n": 0}
-    real = manifest_mod.write_synced
+    real = cell_store.atomic_write_bytes
 
     def fail_on_second(path: Path, data: bytes) -> None:
         calls["n"] += 1
@@ -259,9 +281,9 @@ def test_failed_keyframe_write_leaves_previous_world_intact(tmp_path: Path, monk
             raise PermissionError(13, "Permission denied")
         real(path, data)
 
-    monkeypatch.setattr(manifest_mod, "write_synced", fail_on_second)
+    monkeypatch.setattr(cell_store, "atomic_write_bytes", fail_on_second)
     state.add_keyframe(keyframe(3))
-    with pytest.raises(WorldWriteError, match="Permission denied"):
+    with pytest.raises(WorldWriteError, match=r"writing .*kf-0001-depth\.npy: Permission denied"):
         store.save(state)
     loaded = WorldStore(tmp_path).get(PROMPT)
     assert loaded is not None and len(loaded.keyframes) == 1
@@ -399,7 +421,7 @@ def test_import_export_info_remove(tmp_path: Path) -> None:
     assert info.bytes_on_disk > 33 * 4 * 41 and info.path == fresh.world_dir(state.world_id)
     assert fresh.info(state.world_id) == info == fresh.info(f"w-{state.world_id}")
     out = fresh.export_ply(state.world_id, tmp_path / "out.ply")
-    assert out.read_bytes() == src.read_bytes()
+    assert_world_equal(read_ply(out), w)
     removed = fresh.remove(PROMPT)
     assert removed.world_id == state.world_id
     assert fresh.get(PROMPT) is None and not fresh.world_dir(state.world_id).exists()

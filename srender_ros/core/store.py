@@ -33,7 +33,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from srender_ros.core import atomic
+import numpy as np
+from numpy.typing import NDArray
+
+from srender_ros.core import atomic, cell_sync
+from srender_ros.core import cell_store as cs
+from srender_ros.core.cell_world import export_cells, open_world, verify_world
+from srender_ros.core.cells import CellGrid
 from srender_ros.core.manifest import (
     MANIFEST_NAME,
     WORLD_DIR_PREFIX,
@@ -43,15 +49,12 @@ from srender_ros.core.manifest import (
     directory_bytes,
     is_world_id,
     normalize_prompt,
-    read_manifest,
     read_world_files,
     utc_now_iso,
     world_id_for_prompt,
-    write_world_files,
 )
 from srender_ros.core.ply import read_ply, write_ply
 from srender_ros.core.world import GaussianWorld
-from srender_ros.core.world_merge import merge_gaussians, merge_keyframes
 from srender_ros.errors import InputError, SrenderError, WorldFormatError
 
 __all__ = ["ENV_WORLD_DIR", "KeyframeRecord", "WorldInfo", "WorldState", "WorldStore", "WorldWriteError",
@@ -63,6 +66,8 @@ log = logging.getLogger(__name__)
 ENV_WORLD_DIR = "SRENDER_WORLD_DIR"
 #: Scratch directories older than this are leftovers of a crashed process and get deleted.
 STALE_SCRATCH_S = 3600.0
+#: Cells within this distance of the camera are kept in memory by :meth:`WorldStore.focus`, metres.
+DEFAULT_FOCUS_RADIUS_M = 96.0
 
 
 class WorldWriteError(SrenderError, OSError):
@@ -136,10 +141,13 @@ class WorldState:
         # put an older snapshot over a newer one.
         self.version = 0
         self._written_version = -1 if dirty else 0
-        # The stored world as this store last read or wrote it (base of a merge) and the stored
-        # manifest's digest then (None: nothing stored yet).
-        self._base_world = self.world if not dirty else GaussianWorld.empty()
+        # The stored manifest's digest when this store last read or wrote it (None: nothing stored
+        # yet) and the stored cells, which of them are in memory, and the base of merges
+        # (srender_ros.core.cell_sync).
         self._base_token: str | None = None
+        self.cells = cell_sync.CellIndex()
+        if not dirty:
+            self.cells.reset_to(self.world, {}, None, len(self.keyframes))
 
     def replace_world(self, world: GaussianWorld) -> None:
         """Swap in new Gaussians (e.g. after a merge) and mark the state dirty."""
@@ -182,14 +190,21 @@ class WorldStore:
     Args:
         root: directory holding the worlds (created if missing); None for :func:`default_world_root`.
         memory_budget_bytes: loaded worlds (Gaussians + keyframe images) beyond this are evicted,
-            least recently used first, dirty ones saved before; the most recent is always kept.
+            least recently used first, dirty ones saved before; the most recent is always kept, and
+            within it the cells far from the camera (:meth:`focus`). A stored world larger than
+            this is opened without its cells; :meth:`focus` loads those near the camera.
+        focus_radius_m: cells within this distance of the camera stay loaded (:meth:`focus`).
     """
 
-    def __init__(self, root: Path | str | None = None, memory_budget_bytes: int = 2 * 1024**3) -> None:
+    def __init__(self, root: Path | str | None = None, memory_budget_bytes: int = 2 * 1024**3,
+                 focus_radius_m: float = DEFAULT_FOCUS_RADIUS_M) -> None:
         self.root = Path(root).expanduser() if root is not None else default_world_root()
         if memory_budget_bytes < 0:
             raise InputError(f"memory_budget_bytes={memory_budget_bytes}: must be >= 0")
         self.memory_budget_bytes = int(memory_budget_bytes)
+        if not focus_radius_m > 0:
+            raise InputError(f"focus_radius_m={focus_radius_m}: must be > 0 metres")
+        self.focus_radius_m = float(focus_radius_m)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -327,13 +342,18 @@ class WorldStore:
                                        f"failed: {exc}") from exc
         with self._world_lock(world_id, exclusive=False):
             token = self._disk_token(world_id)
-            snap = read_world_files(target, verify=True)
+            snap = open_world(target, budget_bytes=self.memory_budget_bytes)
         if snap.world_id != world_id or world_id_for_prompt(snap.prompt) != world_id:
             raise WorldFormatError(f"{target / MANIFEST_NAME}: its prompt/world_id do not match the directory name "
                                    f"{target.name}; was the directory renamed?")
         state = WorldState(snap.prompt, snap.world, list(snap.keyframes), snap.generator_name,
                            snap.generator_settings, snap.created_utc, snap.updated_utc, dirty=False)
         state._base_token = token
+        if snap.manifest is not None:  # format 2: some cells may stay on disk until needed
+            state.cells = cell_sync.CellIndex(snap.grid)
+            state.cells.reset_to(snap.world, snap.stored, snap.manifest, len(snap.keyframes))
+            state.cells.loaded = set(snap.loaded)
+            state.cells.damaged = dict(snap.damaged)
         return state
 
     def _get_by_id(self, world_id: str) -> WorldState | None:
@@ -433,65 +453,85 @@ class WorldStore:
 
     # ---- saving ------------------------------------------------------------------------------------
     def save(self, state: WorldState) -> None:
-        """Write ``state`` to ``w-<world_id>`` atomically (all files or none) and mark it clean.
+        """Write what changed in ``state`` to ``w-<world_id>`` (crash-safe) and mark it clean.
+
+        A world stored by cells (format 2) gets only its changed cells and new keyframes written,
+        then its manifest replaced atomically (srender_ros.core.cell_store); a new world, a format-1
+        world (migrated here) or an import is written whole beside the old copy and swapped in.
 
         Raises:
-            WorldWriteError: the write failed (disk full, permissions); the previously saved copy
-                is unchanged and the state stays dirty.
+            WorldWriteError: the write failed (disk full, permissions), naming the file; the
+                previously saved copy is unchanged and loadable, and the state stays dirty.
         """
         if not isinstance(state, WorldState):
             raise InputError(f"save: expected a WorldState, got {type(state).__name__}")
         target = self.world_dir(state.world_id)
         # Lock order: state.lock, then the world's I/O lock, then its inter-process lock.
         with state.lock:
-            snap, version = state.snapshot()
+            version = state.version
             with self._io_lock(state.world_id):
                 if version < state._written_version:
                     return  # a newer snapshot of this state is already on disk
-                scratch = atomic.scratch_name(target, atomic.TMP_PREFIX)
-                merged = False
                 try:
                     with self._world_lock(state.world_id, exclusive=True):
-                        snap, merged = self._merge_stored(state, snap)
-                        scratch.mkdir()
-                        write_world_files(scratch, snap)
-                        with self._root_lock():
-                            atomic.swap_dir(scratch, target)
+                        snap = self._save_locked(state, target)
                         token = self._disk_token(state.world_id)
                 except OSError as exc:
                     raise WorldWriteError(f"could not save world {state.world_id} to {target}: {exc}; "
                                           "the previously saved copy is unchanged") from exc
-                finally:
-                    if scratch.exists():
-                        shutil.rmtree(scratch, ignore_errors=True)
                 state._written_version = version
-            if merged:  # what the others saved is now ours too
-                state.world = snap.world
-                state.keyframes = list(snap.keyframes)
-            state._base_world, state._base_token = snap.world, token
+            state._base_token = token
             state.updated_utc = snap.updated_utc
             if state.version == version:
                 state.dirty = False
 
-    def _merge_stored(self, state: WorldState, snap: WorldSnapshot) -> tuple[WorldSnapshot, bool]:
-        """``snap`` merged with the stored world when another writer saved since we last synced.
-
-        Caller holds the world's exclusive lock. Returns (snapshot to write, whether it merged).
-        """
+    def _save_locked(self, state: WorldState, target: Path) -> WorldSnapshot:
+        """The body of :meth:`save` (caller holds state.lock and the world's exclusive lock)."""
+        idx = state.cells
         token = self._disk_token(state.world_id)
-        if token is None or token == state._base_token:
-            return snap, False
+        fmt = 0
+        if token is not None and not idx.replace:
+            try:
+                fmt = cs.manifest_version(target)
+            except WorldFormatError as exc:
+                log.error("world store: the stored copy of %s is damaged, overwriting it with this one: %s",
+                          state.world_id, exc)
+        if fmt >= cs.CELLS_FORMAT_VERSION:
+            if token != state._base_token:
+                theirs = cs.read_cells_manifest(target)
+                if idx.manifest is None:
+                    idx.grid = CellGrid(float(theirs["cell_size_m"]))
+                cell_sync.pull(state, target, theirs)
+                state.created_utc = theirs["created_utc"]
+                log.info("world store: %s was saved by another writer meanwhile; merged (%d keyframes now)",
+                         state.world_id, len(state.keyframes))
+            snap, _ = state.snapshot()
+            cell_sync.write_changes(state, target, snap.world, snap)
+            return snap
+        if fmt == 1 and token != state._base_token:  # another writer saved format 1 meanwhile
+            try:
+                theirs1 = read_world_files(target, verify=True)
+            except WorldFormatError as exc:
+                log.error("world store: the stored copy of %s is damaged, overwriting it with this one: %s",
+                          state.world_id, exc)
+            else:
+                state.world = cell_sync.merge_by_keys(idx.base_keys, state.world, theirs1.world)
+                state.keyframes = list(theirs1.keyframes) + state.keyframes[idx.kf_stored:]
+                state.created_utc = theirs1.created_utc
+        snap, _ = state.snapshot()
+        scratch = atomic.scratch_name(target, atomic.TMP_PREFIX)
         try:
-            theirs = read_world_files(self.world_dir(state.world_id), verify=True)
-        except WorldFormatError as exc:
-            log.error("world store: the stored copy of %s is damaged, overwriting it with this one: %s",
-                      state.world_id, exc)
-            return snap, False
-        world = merge_gaussians(state._base_world, snap.world, theirs.world)
-        keyframes = merge_keyframes(snap.keyframes, theirs.keyframes)
-        log.info("world store: %s was saved by another writer meanwhile; merged (%d + %d keyframes -> %d)",
-                 state.world_id, len(theirs.keyframes), len(snap.keyframes), len(keyframes))
-        return snap._replace(world=world, keyframes=tuple(keyframes), created_utc=theirs.created_utc), True
+            scratch.mkdir()
+            manifest, cells = cs.write_full(scratch, snap, idx.grid)
+            with self._root_lock():
+                atomic.swap_dir(scratch, target)  # the old copy stays until the new one is complete
+        finally:
+            if scratch.exists():
+                shutil.rmtree(scratch, ignore_errors=True)
+        if fmt == 1:
+            log.info("world store: %s migrated to format %d (cells)", state.world_id, cs.CELLS_FORMAT_VERSION)
+        idx.reset_to(snap.world, cells, manifest, len(snap.keyframes))
+        return snap
 
     def refresh(self, prompt: str) -> bool:
         """Pick up what other writers saved for ``prompt``'s loaded world (merged with unsaved changes here).
@@ -509,22 +549,73 @@ class WorldStore:
         token = self._disk_token(wid)
         if token is None or token == state._base_token:
             return False
+        d = self.world_dir(wid)
         with state.lock:
+            idx = state.cells
             with self._io_lock(wid), self._world_lock(wid, exclusive=False):
                 token = self._disk_token(wid)
                 if token is None or token == state._base_token:
                     return False
-                theirs = read_world_files(self.world_dir(wid), verify=True)
-            if state.dirty:
-                state.world = merge_gaussians(state._base_world, state.world, theirs.world)
-                state.keyframes = merge_keyframes(state.keyframes, theirs.keyframes)
-            else:
-                state.world, state.keyframes = theirs.world, list(theirs.keyframes)
-            state._base_world, state._base_token = theirs.world, token
-            state.updated_utc = theirs.updated_utc
+                m = cs.read_cells_manifest(d)
+                if m["format_version"] >= cs.CELLS_FORMAT_VERSION:
+                    if idx.manifest is None:
+                        idx.grid = CellGrid(float(m["cell_size_m"]))
+                    cell_sync.pull(state, d, m)
+                else:
+                    theirs = read_world_files(d, verify=True)
+                    ours = state.world
+                    base = idx.base_keys
+                    unsaved = state.keyframes[idx.kf_stored:]
+                    state.keyframes = list(theirs.keyframes) + (unsaved if state.dirty else [])
+                    idx.reset_to(theirs.world, {}, None, len(theirs.keyframes))
+                    state.world = cell_sync.merge_by_keys(base, ours, theirs.world) if state.dirty else theirs.world
+            state._base_token = token
+            state.updated_utc = str(m["updated_utc"])
         log.info("world store: %s picked up another writer's save (%d keyframes, %d Gaussians)", wid,
                  len(state.keyframes), len(state.world))
         return True
+
+    # ---- working set: cells near the camera ------------------------------------------------------
+    def focus(self, state: WorldState, positions_m: NDArray[np.floating], radius_m: float | None = None) -> None:
+        """Load the stored cells within ``radius_m`` of any of ``positions_m`` [P, 3] (world metres) and,
+        while the loaded worlds exceed ``memory_budget_bytes``, drop the farthest other cells from
+        memory (saving the state first if it has unsaved changes; they load again when needed).
+
+        A no-op for a world not stored by cells yet. Damaged cells are logged and skipped.
+
+        Args:
+            radius_m: default ``focus_radius_m``.
+        """
+        radius = self.focus_radius_m if radius_m is None else float(radius_m)
+        wid = state.world_id
+        d = self.world_dir(wid)
+        with state.lock:
+            idx = state.cells
+            if not idx.stored:
+                return
+            with self._io_lock(wid), self._world_lock(wid, exclusive=False):
+                token = self._disk_token(wid)
+                if token is not None and token != state._base_token \
+                        and cs.manifest_version(d) >= cs.CELLS_FORMAT_VERSION:
+                    cell_sync.pull(state, d, cs.read_cells_manifest(d))  # their files replace ours on disk
+                    state._base_token = token
+                dist = cell_sync.cells_near(idx, positions_m, radius)
+                cell_sync.load_cells(state, d, [k for k, dd in dist.items() if dd <= radius])
+            over = self.memory_bytes - self.memory_budget_bytes
+            far = sorted((k for k in idx.loaded if dist.get(k, np.inf) > radius), key=lambda k: -dist.get(k, np.inf))
+            if over <= 0 or not far:
+                return
+            if state.dirty:
+                self.save(state)
+            per_gaussian = 4 * (14 + 3 * state.world.sh.shape[1])
+            drop, freed = [], 0
+            for k in far:
+                drop.append(k)
+                freed += idx.stored[k].gaussians * per_gaussian if k in idx.stored else 0
+                if freed >= over:
+                    break
+            n = cell_sync.evict_cells(state, drop)
+            log.debug("world store: %s: evicted %d far cells (%d Gaussians) from memory", wid, len(drop), n)
 
     def save_all(self) -> int:
         """Save every loaded dirty world; returns how many were saved."""
@@ -538,7 +629,7 @@ class WorldStore:
     def _info_from_disk(self, directory: Path) -> WorldInfo:
         wid = directory.name.removeprefix(WORLD_DIR_PREFIX)
         try:
-            m = read_manifest(directory)
+            m = cs.read_cells_manifest(directory)
         except WorldFormatError as exc:
             return WorldInfo(wid, "", 0, 0, 0, directory_bytes(directory), "", "", "", directory, str(exc))
         return WorldInfo(wid, m["prompt"], m["counts"]["gaussians"], m["counts"]["keyframes"],
@@ -580,7 +671,7 @@ class WorldStore:
         d = self.world_dir(wid)
         if d.is_dir():
             if verify:
-                read_world_files(d, verify=True)
+                verify_world(d)
             info = self._info_from_disk(d)
             if info.error and verify:
                 raise WorldFormatError(info.error)
@@ -637,7 +728,7 @@ class WorldStore:
             state.keyframes.clear()
             state.generator_name = "import"
             state.generator_settings = {"source": source}
-            state._base_token = self._disk_token(wid)  # replace what is stored, do not merge with it
+            state.cells.replace = True  # replace what is stored, do not merge with it
         self.save(state)
         self._enforce_budget(keep=wid)
         return state
@@ -649,12 +740,27 @@ class WorldStore:
             InputError: no such world. WorldFormatError: the stored world is damaged.
         """
         wid = self.resolve_id(prompt_or_id)
-        state = self._get_by_id(wid)
-        if state is None:
-            raise self._not_found(prompt_or_id, wid)
+        d = self.world_dir(wid)
+        with self._lock:
+            state = self._cached(wid)
         out = Path(out_path).expanduser()
         try:
-            write_ply(out, state.world)
+            if state is None and d.is_dir() and cs.manifest_version(d) >= cs.CELLS_FORMAT_VERSION:
+                with self._world_lock(wid, exclusive=False):  # stream the cells: bounded memory
+                    export_cells(d, out)
+                return out
+            if state is None:
+                state = self._get_by_id(wid)
+            if state is None:
+                raise self._not_found(prompt_or_id, wid)
+            with state.lock:
+                if not state.cells.unloaded():
+                    write_ply(out, state.world)
+                    return out
+                if state.dirty:
+                    self.save(state)
+                with self._world_lock(wid, exclusive=False):
+                    export_cells(d, out, [state.world], state.cells.loaded)
         except OSError as exc:
             raise WorldWriteError(f"could not write {out}: {exc}") from exc
         return out

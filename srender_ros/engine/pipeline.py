@@ -98,6 +98,7 @@ class Pipeline:
             known = self.store.get(prompt)
             return self.render_frames(known.world if known is not None else GaussianWorld.empty(), intrinsics, T)
         state = self.store.get_or_create(prompt, self.generator.settings())
+        self.store.focus(state, T[:, :3, 3])  # the stored cells near the camera (worlds larger than memory)
         with state.lock:
             unc = float(self._uncovered(state.world, intrinsics, T)[0])
             if len(state.world) == 0 or unc > self.config.coverage_threshold:
@@ -212,6 +213,9 @@ class PipelineRun:
 
         def make(k: int, reason: str) -> None:
             p.make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
+            p.store.save(state)  # durable per keyframe: only the changed cells are written
+
+        p.store.focus(state, T_all[:cfg.chunk_size, :3, 3])
 
         walk = KeyframeWalk(cfg.walk_settings(), n, coverage, make)
         self._walk = walk
@@ -233,6 +237,7 @@ class PipelineRun:
         for s in range(0, n, cfg.chunk_size):
             e = min(n, s + cfg.chunk_size)
             keyframes_before_chunk = stats.keyframes - (int(made_first) if s == 0 else 0)
+            p.store.focus(state, T_all[s:e, :3, 3])  # load cells near this chunk, evict far ones over budget
             with state.lock:
                 walk.coverage_seconds = 0.0
                 walk.walk(s, e)
