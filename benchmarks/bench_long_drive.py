@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-keyframes", type=int, default=5000, help="max_keyframes_per_request (default cap is 64)")
     ap.add_argument("--world-dir", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--max-wall-s", type=float, default=0.0, help="stop after this much wall time (0: never)")
     args = ap.parse_args(argv)
 
     from srender_ros.app.compose import AppConfig, build_pipeline
@@ -76,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     camera = Intrinsics.from_fov(args.width, args.height, 90.0)
     run = pipe.run(RenderJob(prompt=args.prompt, trajectory=traj, intrinsics=camera))
     rows: list[dict[str, Any]] = []
+
+    def report(r: dict[str, Any]) -> None:
+        mine = [x for x in saves if int(x[0] // 60) == r["minute"]]
+        r["render_ms_per_frame"] = 1000 * r["render_s"] / max(1, r["frames"])
+        r["other_ms_per_frame"] = 1000 * r["other_s"] / max(1, r["frames"])
+        r["saves"] = len(mine)
+        r["save_s_mean"] = sum(x[1] for x in mine) / len(mine) if mine else float("nan")
+        r["load_average"] = os.getloadavg()
+        print(f"minute {r['minute'] + 1:2d}: rss {r['rss_mb']:7.0f} MiB  gaussians in memory "
+              f"{r['gaussians_in_memory']:>9,}  keyframes {r['keyframes']:4d}  render {r['render_ms_per_frame']:6.1f} "
+              f"ms/frame  schedule+generate+lift {r['other_ms_per_frame']:6.1f} ms/frame  "
+              f"saves {r['saves']:3d} x {r['save_s_mean']:.3f} s  load {r['load_average'][0]:.1f}", flush=True)
+
     minute: dict[str, Any] = {}
     last = dict(run.stats.seconds)
     kf_seen = 0
@@ -98,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         m = int(t_traj // 60)
         if minute and minute["minute"] != m:
             rows.append(minute)
+            report(minute)
             minute = {}
+        if args.max_wall_s and time.perf_counter() - t_wall > args.max_wall_s:
+            print(f"stopped after {args.max_wall_s:.0f} s of wall time at trajectory minute {m + 1}", flush=True)
+            minute = {}
+            break
         if not minute:
             minute = {"minute": m, "frames": 0, "render_s": 0.0, "other_s": 0.0}
         minute["frames"] += len(chunk.indices)
@@ -110,15 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         last = dict(s)
     if minute:
         rows.append(minute)
-    for r in rows:
-        mine = [x for x in saves if int(x[0] // 60) == r["minute"]]
-        r["render_ms_per_frame"] = 1000 * r["render_s"] / max(1, r["frames"])
-        r["saves"] = len(mine)
-        r["save_s_mean"] = sum(x[1] for x in mine) / len(mine) if mine else float("nan")
-        print(f"minute {r['minute'] + 1:2d}: rss {r['rss_mb']:7.0f} MiB  gaussians in memory "
-              f"{r['gaussians_in_memory']:>9,}  keyframes {r['keyframes']:4d}  render {r['render_ms_per_frame']:6.1f} "
-              f"ms/frame  schedule+generate+lift {1000 * r['other_s'] / max(1, r['frames']):6.1f} ms/frame  "
-              f"saves {r['saves']:3d} x {r['save_s_mean']:.3f} s", flush=True)
+        report(minute)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result = {"argv": sys.argv, "load_average": os.getloadavg(), "rows": rows, "peak_rss_mb": peak,
               "wall_s": time.perf_counter() - t_wall, "saves": saves, "gaussians_total": run.stats.gaussians}

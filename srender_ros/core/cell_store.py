@@ -54,6 +54,10 @@ from srender_ros.errors import InputError, WorldFormatError
 
 #: Manifest schema of a world stored by cells.
 CELLS_FORMAT_VERSION = 2
+#: Edge of a storage cell, metres: 4 x 4 x 4 cells of the shared grid (DEFAULT_CELL_SIZE_M = 8 m), so
+#: a storage cell is an exact union of render/LOD cells. Lifted far surfaces and sky are sparse (one
+#: or two Gaussians per 8 m cell hundreds of metres away); 8 m files would be thousands of tiny PLYs.
+STORAGE_CELL_SIZE_M = 4 * DEFAULT_CELL_SIZE_M
 CELLS_DIR = "cells"
 
 
@@ -309,6 +313,6 @@ def is_scratch(name: str) -> bool:
     return name.startswith(TMP_PREFIX)
 
 
-__all__ = ["CELLS_DIR", "CELLS_FORMAT_VERSION", "DEFAULT_CELL_SIZE_M", "FORMAT_VERSION", "CellEntry", "build_manifest",
+__all__ = ["CELLS_DIR", "CELLS_FORMAT_VERSION", "DEFAULT_CELL_SIZE_M", "STORAGE_CELL_SIZE_M", "FORMAT_VERSION", "CellEntry", "build_manifest",
            "cell_entries", "check_file", "collect_garbage", "commit_manifest", "load_cell", "load_keyframes",
            "manifest_version", "read_cells_manifest", "write_cell", "write_full", "write_keyframe"]

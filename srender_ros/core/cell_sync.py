@@ -65,7 +65,7 @@ class CellIndex:
         replace: the next save replaces the stored world instead of merging (import).
     """
 
-    grid: CellGrid = field(default_factory=CellGrid)
+    grid: CellGrid = field(default_factory=lambda: CellGrid(cs.STORAGE_CELL_SIZE_M))
     stored: dict[CellKey, cs.CellEntry] = field(default_factory=dict)
     loaded: set[CellKey] = field(default_factory=set)
     base_keys: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, np.uint64))

@@ -60,7 +60,8 @@ def open_world(directory: Path, load_cells: bool | None = None, budget_bytes: in
     if m["format_version"] < cs.CELLS_FORMAT_VERSION:
         snap = read_world_files(directory, verify=True)
         return OpenedWorld(snap.prompt, snap.world_id, snap.world, list(snap.keyframes), snap.generator_name,
-                           snap.generator_settings, snap.created_utc, snap.updated_utc, None, CellGrid(), {}, set(), {})
+                           snap.generator_settings, snap.created_utc, snap.updated_utc, None,
+                           CellGrid(cs.STORAGE_CELL_SIZE_M), {}, set(), {})
     try:
         grid = CellGrid(float(m["cell_size_m"]))
     except Exception as exc:

@@ -67,7 +67,8 @@ ENV_WORLD_DIR = "SRENDER_WORLD_DIR"
 #: Scratch directories older than this are leftovers of a crashed process and get deleted.
 STALE_SCRATCH_S = 3600.0
 #: Cells within this distance of the camera are kept in memory by :meth:`WorldStore.focus`, metres.
-DEFAULT_FOCUS_RADIUS_M = 96.0
+#: Lifting has no depth limit, so far surfaces and sky reach a few hundred metres from their keyframe.
+DEFAULT_FOCUS_RADIUS_M = 400.0
 
 
 class WorldWriteError(SrenderError, OSError):
