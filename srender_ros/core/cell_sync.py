@@ -261,7 +261,7 @@ def load_cells(state: WorldState, directory: Path, keys: list[CellKey]) -> int:
     """Load stored cells into memory (damaged ones are logged and skipped). Returns Gaussians added."""
     idx = state.cells
     parts, codes_parts, keys_parts = [], [], []
-    for key in keys:
+    for key in sorted(keys):  # one order for a given set of cells, however it was reached
         if key in idx.loaded or key in idx.damaged or key not in idx.stored:
             continue
         w = _load_or_mark(state, directory, key, idx.stored[key])
