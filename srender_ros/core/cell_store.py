@@ -104,7 +104,7 @@ def read_cells_manifest(directory: Path) -> dict[str, Any]:
     if version > CELLS_FORMAT_VERSION:
         raise WorldFormatError(f"{path}: format_version {version} is newer than this srender supports "
                                f"({CELLS_FORMAT_VERSION}); upgrade srender_ros")
-    m = json.loads(path.read_bytes().decode("utf-8"))
+    m: dict[str, Any] = json.loads(path.read_bytes().decode("utf-8"))
     expect: dict[str, type | tuple[type, ...]] = {
         "world_id": str, "prompt": str, "generator": dict, "created_utc": str, "updated_utc": str,
         "counts": dict, "cells": dict, "cell_size_m": (int, float), "keyframes": list, "files": dict}
@@ -313,6 +313,7 @@ def is_scratch(name: str) -> bool:
     return name.startswith(TMP_PREFIX)
 
 
-__all__ = ["CELLS_DIR", "CELLS_FORMAT_VERSION", "DEFAULT_CELL_SIZE_M", "STORAGE_CELL_SIZE_M", "FORMAT_VERSION", "CellEntry", "build_manifest",
-           "cell_entries", "check_file", "collect_garbage", "commit_manifest", "load_cell", "load_keyframes",
-           "manifest_version", "read_cells_manifest", "write_cell", "write_full", "write_keyframe"]
+__all__ = ["CELLS_DIR", "CELLS_FORMAT_VERSION", "DEFAULT_CELL_SIZE_M", "FORMAT_VERSION", "STORAGE_CELL_SIZE_M",
+           "CellEntry", "build_manifest", "cell_entries", "check_file", "collect_garbage", "commit_manifest",
+           "load_cell", "load_keyframes", "manifest_version", "read_cells_manifest", "write_cell", "write_full",
+           "write_keyframe"]

@@ -22,7 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.core import cell_store as cs
+from srender_ros.core.atomic import fsync_dir
 from srender_ros.core.cells import CellGrid, CellKey
+from srender_ros.core.manifest import KEYFRAMES_DIR
 from srender_ros.core.world import GaussianWorld
 from srender_ros.core.world_merge import gaussian_keys
 from srender_ros.errors import WorldFormatError
@@ -217,8 +219,8 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
             kf_entries.append(e)
             files.update(f)
             written.extend(f)
-        cs.fsync_dir(directory / cs.CELLS_DIR)
-        cs.fsync_dir(directory / cs.KEYFRAMES_DIR)
+        fsync_dir(directory / cs.CELLS_DIR)
+        fsync_dir(directory / KEYFRAMES_DIR)
         prev_deg = int(idx.manifest["counts"].get("sh_degree", 0)) if idx.manifest is not None else 0
         manifest = cs.build_manifest(snap_meta, new_stored, kf_entries, files, idx.grid.size_m,
                                      max(prev_deg, world.sh_degree))
