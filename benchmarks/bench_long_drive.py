@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save-every-keyframe", type=int, default=0, metavar="N",
                     help="also save the world after every N-th chunk that made keyframes (0: never)")
     ap.add_argument("--max-keyframes", type=int, default=5000, help="max_keyframes_per_request (default cap is 64)")
+    ap.add_argument("--focus-radius-m", type=float, default=None, help="WorldStore.focus_radius_m (default: the store's)")
     ap.add_argument("--world-dir", default=None)
     ap.add_argument("--json", default=None)
     ap.add_argument("--max-wall-s", type=float, default=0.0, help="stop after this much wall time (0: never)")
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     pcfg = PipelineConfig(max_keyframes_per_request=args.max_keyframes)
     pipe = build_pipeline(AppConfig(world_dir=world_dir, memory_budget_bytes=budget, renderer="cpu", pipeline=pcfg))
     store = pipe.store
+    if args.focus_radius_m is not None:
+        store.focus_radius_m = args.focus_radius_m
     saves: list[tuple[float, float, int]] = []  # (trajectory time s, seconds, Gaussians in memory)
     real_save = store.save
     clock = {"t": 0.0}
