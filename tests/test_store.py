@@ -238,7 +238,7 @@ def test_failed_save_leaves_previous_world_intact(tmp_path: Path, monkeypatch: p
     saved_world = state.world
     before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
-    real_write = cell_store.write_synced
+    real_write = cell_store.write_new_file
 
     def half_then_fail_on_third(path: Path, data: bytes) -> None:  # two cells written, the third fails
         calls["n"] += 1
@@ -249,7 +249,7 @@ def test_failed_save_leaves_previous_world_intact(tmp_path: Path, monkeypatch: p
         raise OSError(28, "No space left on device")
 
     calls = {"n": 0}
-    monkeypatch.setattr(cell_store, "write_synced", half_then_fail_on_third)
+    monkeypatch.setattr(cell_store, "write_new_file", half_then_fail_on_third)
     state.replace_world(random_world(100, 3, seed=9))
     state.add_keyframe(keyframe(7))
     with pytest.raises(WorldWriteError, match=r"writing .*/cells/c_-?\d+_-?\d+_-?\d+-\w+\.ply: No space left on device"

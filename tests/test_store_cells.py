@@ -145,7 +145,7 @@ def test_a_format1_world_loads_and_migrates_on_first_save_keeping_it_until_the_n
     assert state is not None and len(state.keyframes) == 2
     assert_world_equal(state.world, world)
     # The first save migrates; a disk that fills up midway leaves the format-1 world as it was.
-    real, calls = cell_store.write_synced, {"n": 0}
+    real, calls = cell_store.write_new_file, {"n": 0}
 
     def fail_on_third(path: Path, data: bytes) -> None:
         calls["n"] += 1
@@ -153,7 +153,7 @@ def test_a_format1_world_loads_and_migrates_on_first_save_keeping_it_until_the_n
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(cell_store, "write_synced", fail_on_third)
+    monkeypatch.setattr(cell_store, "write_new_file", fail_on_third)
     state.add_keyframe(keyframe(7, pose_index=9))
     with pytest.raises(WorldWriteError, match=r"writing .*/cells/c_.*\.ply: No space left on device"):
         store.save(state)

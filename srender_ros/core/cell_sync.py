@@ -94,6 +94,15 @@ class CellIndex:
         return [k for k in self.stored if k not in self.loaded]
 
 
+def _isin_sorted(a: NDArray[np.uint64], b_sorted: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    """[len(a)] whether each of ``a`` is in the ascending ``b_sorted`` (np.isin, ~4x faster here)."""
+    if len(b_sorted) == 0:
+        return np.zeros(len(a), bool)
+    i = np.searchsorted(b_sorted, a)
+    i[i == len(b_sorted)] = 0
+    return np.asarray(b_sorted[i] == a)
+
+
 def merge_by_keys(base_keys: NDArray[np.uint64], ours: GaussianWorld, theirs: GaussianWorld) -> GaussianWorld:
     """``theirs`` minus what ``ours`` removed from the base, plus what ``ours`` added to it."""
     ko, kt = gaussian_keys(ours), gaussian_keys(theirs)
@@ -177,8 +186,8 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
     world = snap_world
     codes = cell_codes(idx.grid, world.means)
     keys = gaussian_keys(world)
-    added = ~np.isin(keys, idx.base_keys)
-    removed = ~np.isin(idx.base_keys, keys)
+    added = ~_isin_sorted(keys, np.sort(idx.base_keys))
+    removed = ~_isin_sorted(idx.base_keys, np.sort(keys))
     changed = set(np.unique(codes[added]).tolist()) | set(np.unique(idx.base_codes[removed]).tolist())
     stored = dict(idx.stored)
     extra: list[GaussianWorld] = []
@@ -214,6 +223,7 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
             else:
                 new_stored[key] = cs.write_cell(directory, key, world.select(np.sort(order[lo:hi])))
                 written.append(new_stored[key].file)
+        cs.flush_files(directory, [directory / rel for rel in written])
         for i in range(idx.kf_stored, len(snap_meta.keyframes)):
             e, f = cs.write_keyframe(directory, i, snap_meta.keyframes[i])
             kf_entries.append(e)
