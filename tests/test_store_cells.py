@@ -183,7 +183,8 @@ def test_incremental_saves_write_only_changed_cells_and_a_failed_one_keeps_the_l
     store.save(state)
     after = json.loads((d / "manifest.json").read_text())["cells"]
     changed = {k for k in after if after[k] != before.get(k)}
-    assert changed and all(cell_store.parse_cell_name(k)[0] * 32 >= 150 for k in changed)  # the x = 5 cells untouched
+    size = cell_store.STORAGE_CELL_SIZE_M
+    assert changed and all(cell_store.parse_cell_name(k)[0] * size >= 150 for k in changed)  # x = 5 cells untouched
     assert {k: v for k, v in after.items() if k not in changed} == {k: v for k, v in before.items() if k not in changed}
     files = {f"cells/{p.name}" for p in (d / "cells").iterdir()}
     assert files == {e["file"] for e in after.values()}  # replaced cell files deleted

@@ -54,10 +54,12 @@ from srender_ros.errors import InputError, WorldFormatError
 
 #: Manifest schema of a world stored by cells.
 CELLS_FORMAT_VERSION = 2
-#: Edge of a storage cell, metres: 4 x 4 x 4 cells of the shared grid (DEFAULT_CELL_SIZE_M = 8 m), so
-#: a storage cell is an exact union of render/LOD cells. Lifted far surfaces and sky are sparse (one
-#: or two Gaussians per 8 m cell hundreds of metres away); 8 m files would be thousands of tiny PLYs.
-STORAGE_CELL_SIZE_M = 4 * DEFAULT_CELL_SIZE_M
+#: Edge of a storage cell, metres: 8 x 8 x 8 cells of the shared grid (DEFAULT_CELL_SIZE_M = 8 m), so
+#: a storage cell is an exact union of render/LOD cells. Lifted far surfaces and sky are sparse (a
+#: Gaussian or two per 8 m cell, hundreds of metres away and up to ~250 m high) and every keyframe
+#: adds some to many cells: after 3 minutes of the walk benchmark, 64 m cells number 181 where 32 m ones 667
+#: (and 8 m cells thousands), which is what a per-keyframe save has to rewrite.
+STORAGE_CELL_SIZE_M = 8 * DEFAULT_CELL_SIZE_M
 CELLS_DIR = "cells"
 
 
