@@ -31,6 +31,9 @@ def add_pipeline_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("world and generation")
     g.add_argument("--world-dir", default=None,
                    help="where worlds are kept (default $SRENDER_WORLD_DIR or ~/.cache/srender/worlds)")
+    g.add_argument("--memory-budget-mb", type=float, default=None,
+                   help="memory for loaded worlds, MiB (default 2048); beyond it the world's cells far from the "
+                        "camera are dropped from memory (saved, reloaded when near again)")
     g.add_argument("--generator", choices=list(GENERATOR_NAMES), default=GENERATOR_NAMES[0],
                    help="keyframe source (default procedural: a deterministic scene seeded by the prompt)")
     g.add_argument("--model", default=None, help="diffusers: local inpainting pipeline folder")
@@ -53,8 +56,10 @@ def pipeline_config(args: argparse.Namespace) -> PipelineConfig:
 
 def app_config(args: argparse.Namespace) -> AppConfig:
     """The composition root's configuration of ``srender render``-style arguments."""
+    budget_mb = getattr(args, "memory_budget_mb", None)
     return AppConfig(world_dir=args.world_dir, renderer=args.renderer, generator=args.generator,
-                     generator_settings=generator_settings(args), pipeline=pipeline_config(args))
+                     generator_settings=generator_settings(args), pipeline=pipeline_config(args),
+                     memory_budget_bytes=None if budget_mb is None else int(budget_mb * 2**20))
 
 
 def generator_settings(args: argparse.Namespace) -> dict[str, Any]:
