@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from srender_ros.core.atomic import TMP_PREFIX, atomic_write_bytes, fsync_dir
 from srender_ros.core.cells import DEFAULT_CELL_SIZE_M, CellGrid, CellKey, cell_name, parse_cell_name
@@ -202,6 +203,83 @@ def flush_files(directory: Path, paths: list[Path]) -> None:
             os.close(fd)
 
 
+_OFF = 1 << 20  # cell indices in [-2^20, 2^20) per axis: +-67,000 km at 64 m cells
+
+
+def cell_codes(grid: CellGrid, means: NDArray[np.floating]) -> NDArray[np.int64]:
+    """[N] one int64 per point naming its cell (i, j, k packed in 21 bits each)."""
+    k = grid.keys(means) + _OFF
+    return np.asarray((k[:, 0] << 42) | (k[:, 1] << 21) | k[:, 2], dtype=np.int64)
+
+
+def code_of(key: CellKey) -> int:
+    """The code of cell ``key`` (see :func:`cell_codes`)."""
+    return ((key[0] + _OFF) << 42) | ((key[1] + _OFF) << 21) | (key[2] + _OFF)
+
+
+def key_of(code: int) -> CellKey:
+    """Inverse of :func:`code_of`."""
+    mask = (1 << 21) - 1
+    return ((code >> 42) - _OFF, ((code >> 21) & mask) - _OFF, (code & mask) - _OFF)
+
+
+def isin_sorted(a: NDArray[Any], b_sorted: NDArray[Any]) -> NDArray[np.bool_]:
+    """[len(a)] whether each of ``a`` is in the ascending ``b_sorted`` (np.isin, several times faster here)."""
+    if len(b_sorted) == 0:
+        return np.zeros(len(a), bool)
+    i = np.searchsorted(b_sorted, a)
+    i[i == len(b_sorted)] = 0
+    return np.asarray(b_sorted[i] == a)
+
+
+def write_cells(directory: Path, world: GaussianWorld, codes: NDArray[np.int64], which: list[int],
+                written: list[str]) -> dict[CellKey, CellEntry]:
+    """Write cells ``which`` (codes) of ``world`` as new PLYs, encoding only their Gaussians, once.
+
+    Args:
+        codes: [N] :func:`cell_codes` of ``world.means``.
+        written: the relative names of the files written are appended (for cleanup on failure).
+    Returns:
+        {cell: entry} for the cells of ``which`` that hold Gaussians (in their ``world`` order).
+    """
+    want = np.unique(np.asarray(which, np.int64))
+    if len(want) == 0 or len(world) == 0:
+        return {}
+    sel = np.nonzero(isin_sorted(codes, want))[0]
+    sub = world.select(sel)
+    sub_codes = codes[sel]
+    header, records = encode_ply(sub)
+    raw = np.ascontiguousarray(records).view(np.uint8).reshape(len(sub), records.dtype.itemsize)
+    order = np.argsort(sub_codes, kind="stable")
+    sorted_codes = sub_codes[order]
+    starts = np.searchsorted(sorted_codes, want, side="left")
+    ends = np.searchsorted(sorted_codes, want, side="right")
+    count_line = f"element vertex {len(sub)}\n".encode("ascii")
+    out: dict[CellKey, CellEntry] = {}
+    for code, lo, hi in zip(want.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if hi == lo:
+            continue
+        key = key_of(int(code))
+        data = header.replace(count_line, f"element vertex {hi - lo}\n".encode("ascii")) + raw[order[lo:hi]].tobytes()
+        out[key] = _write_cell_bytes(directory, key, data, hi - lo)
+        written.append(out[key].file)
+    return out
+
+
+def _write_cell_bytes(directory: Path, key: CellKey, data: bytes, n: int) -> CellEntry:
+    rel = f"{CELLS_DIR}/{cell_name(key)}-{uuid.uuid4().hex[:10]}.ply"
+    path = directory / rel
+    try:
+        write_new_file(path, data)
+    except OSError as exc:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        raise OSError(exc.errno, f"writing {path}: {exc.strerror or exc}") from exc
+    return CellEntry(rel, n, hashlib.sha256(data).hexdigest(), len(data))
+
+
 def write_cell(directory: Path, key: CellKey, world: GaussianWorld) -> CellEntry:
     """Write one cell's Gaussians to a new, uniquely named PLY under ``directory/cells``.
 
@@ -331,9 +409,8 @@ def write_full(directory: Path, snap: WorldSnapshot, grid: CellGrid) -> tuple[di
     """
     (directory / CELLS_DIR).mkdir()
     (directory / KEYFRAMES_DIR).mkdir()
-    cells: dict[CellKey, CellEntry] = {}
-    for key, idx in grid.group(snap.world.means).items():
-        cells[key] = write_cell(directory, key, snap.world.select(idx))
+    codes = cell_codes(grid, snap.world.means)
+    cells = write_cells(directory, snap.world, codes, np.unique(codes).tolist(), [])
     flush_files(directory, [directory / e.file for e in cells.values()])
     entries, files = [], {}
     for i, kf in enumerate(snap.keyframes):
@@ -352,7 +429,30 @@ def is_scratch(name: str) -> bool:
     return name.startswith(TMP_PREFIX)
 
 
-__all__ = ["CELLS_DIR", "CELLS_FORMAT_VERSION", "DEFAULT_CELL_SIZE_M", "FORMAT_VERSION", "STORAGE_CELL_SIZE_M",
-           "CellEntry", "build_manifest", "cell_entries", "check_file", "collect_garbage", "commit_manifest", "flush_files",
-           "load_cell", "load_keyframes", "manifest_version", "read_cells_manifest", "write_cell", "write_full",
-           "write_keyframe", "write_new_file"]
+__all__ = [
+    "CELLS_DIR",
+    "CELLS_FORMAT_VERSION",
+    "DEFAULT_CELL_SIZE_M",
+    "FORMAT_VERSION",
+    "STORAGE_CELL_SIZE_M",
+    "CellEntry",
+    "build_manifest",
+    "cell_codes",
+    "cell_entries",
+    "check_file",
+    "code_of",
+    "collect_garbage",
+    "commit_manifest",
+    "flush_files",
+    "isin_sorted",
+    "key_of",
+    "load_cell",
+    "load_keyframes",
+    "manifest_version",
+    "read_cells_manifest",
+    "write_cell",
+    "write_cells",
+    "write_full",
+    "write_keyframe",
+    "write_new_file",
+]

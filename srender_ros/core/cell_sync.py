@@ -34,22 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_OFF = 1 << 20  # cell indices in [-2^20, 2^20) per axis: +-8,000 km at 8 m cells
-
-
-def cell_codes(grid: CellGrid, means: NDArray[np.floating]) -> NDArray[np.int64]:
-    """[N] one int64 per point naming its cell (i, j, k packed in 21 bits each)."""
-    k = grid.keys(means) + _OFF
-    return (k[:, 0] << 42) | (k[:, 1] << 21) | k[:, 2]
-
-
-def code_of(key: CellKey) -> int:
-    return ((key[0] + _OFF) << 42) | ((key[1] + _OFF) << 21) | (key[2] + _OFF)
-
-
-def key_of(code: int) -> CellKey:
-    mask = (1 << 21) - 1
-    return ((code >> 42) - _OFF, ((code >> 21) & mask) - _OFF, (code & mask) - _OFF)
+cell_codes, code_of, key_of = cs.cell_codes, cs.code_of, cs.key_of
 
 
 @dataclass
@@ -94,13 +79,7 @@ class CellIndex:
         return [k for k in self.stored if k not in self.loaded]
 
 
-def _isin_sorted(a: NDArray[np.uint64], b_sorted: NDArray[np.uint64]) -> NDArray[np.bool_]:
-    """[len(a)] whether each of ``a`` is in the ascending ``b_sorted`` (np.isin, ~4x faster here)."""
-    if len(b_sorted) == 0:
-        return np.zeros(len(a), bool)
-    i = np.searchsorted(b_sorted, a)
-    i[i == len(b_sorted)] = 0
-    return np.asarray(b_sorted[i] == a)
+_isin_sorted = cs.isin_sorted
 
 
 def merge_by_keys(base_keys: NDArray[np.uint64], ours: GaussianWorld, theirs: GaussianWorld) -> GaussianWorld:
@@ -209,20 +188,17 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
         codes = cell_codes(idx.grid, world.means)
         keys = gaussian_keys(world)
     new_stored = dict(stored)
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
     kf_entries = list(idx.manifest["keyframes"]) if idx.manifest is not None else []
     files = dict(idx.manifest["files"]) if idx.manifest is not None else {}
     written: list[str] = []  # new files of this save: deleted again if it fails before the commit
     try:
-        for code in sorted(changed):
+        fresh = cs.write_cells(directory, world, codes, sorted(changed), written)
+        for code in changed:
             key = key_of(int(code))
-            lo, hi = np.searchsorted(sorted_codes, [code, code + 1])
-            if hi == lo:
-                new_stored.pop(key, None)
+            if key in fresh:
+                new_stored[key] = fresh[key]
             else:
-                new_stored[key] = cs.write_cell(directory, key, world.select(np.sort(order[lo:hi])))
-                written.append(new_stored[key].file)
+                new_stored.pop(key, None)
         cs.flush_files(directory, [directory / rel for rel in written])
         for i in range(idx.kf_stored, len(snap_meta.keyframes)):
             e, f = cs.write_keyframe(directory, i, snap_meta.keyframes[i])
