@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 cell_codes, code_of, key_of = cs.cell_codes, cs.code_of, cs.key_of
 
 
+Fingerprints = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint64]]
+
+
 @dataclass
 class CellIndex:
     """The stored side of one loaded world (see the module docstring).
@@ -61,6 +64,8 @@ class CellIndex:
     manifest: dict[str, Any] | None = None
     damaged: dict[CellKey, str] = field(default_factory=dict)
     replace: bool = False
+    #: per-cell fingerprints of (base_codes, base_keys); None: recompute (they changed)
+    base_fp: Fingerprints | None = None
 
     def reset_to(self, world: GaussianWorld, stored: dict[CellKey, cs.CellEntry], manifest: dict[str, Any] | None,
                  keyframes: int) -> None:
@@ -68,6 +73,7 @@ class CellIndex:
         self.stored = dict(stored)
         self.base_codes = cell_codes(self.grid, world.means)
         self.base_keys = gaussian_keys(world)
+        self.base_fp = None
         self.loaded = {key_of(int(c)) for c in np.unique(self.base_codes)} | set(stored)
         self.kf_stored = keyframes
         self.manifest = manifest
@@ -80,6 +86,30 @@ class CellIndex:
 
 
 _isin_sorted = cs.isin_sorted
+
+
+def fingerprints(codes: NDArray[np.int64], keys: NDArray[np.uint64]) -> Fingerprints:
+    """Per occupied cell: (sorted codes, Gaussian counts, wrap-around sums of Gaussian keys).
+
+    Two states of a cell with the same count and key sum hold the same Gaussians (up to a 2^-64
+    collision), whatever their order: a cheap O(N) test of which cells changed.
+    """
+    if len(codes) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    order = np.argsort(codes, kind="stable")
+    sc = codes[order]
+    uniq, starts = np.unique(sc, return_index=True)
+    counts = np.diff(np.append(starts, len(sc)))
+    with np.errstate(over="ignore"):
+        sums = np.add.reduceat(keys[order], starts)
+    return uniq, counts.astype(np.int64), sums.astype(np.uint64)
+
+
+def changed_cells(now: Fingerprints, base: Fingerprints) -> set[int]:
+    """Codes of the cells whose fingerprint differs (present in one and not the other included)."""
+    a = dict(zip(now[0].tolist(), zip(now[1].tolist(), now[2].tolist(), strict=True), strict=True))
+    b = dict(zip(base[0].tolist(), zip(base[1].tolist(), base[2].tolist(), strict=True), strict=True))
+    return {c for c in a.keys() | b.keys() if a.get(c) != b.get(c)}
 
 
 def merge_by_keys(base_keys: NDArray[np.uint64], ours: GaussianWorld, theirs: GaussianWorld) -> GaussianWorld:
@@ -130,6 +160,7 @@ def pull(state: WorldState, directory: Path, theirs_m: dict[str, Any]) -> bool:
         codes = cell_codes(idx.grid, world.means)
         base_in = idx.base_codes == code
         idx.base_keys = np.concatenate([idx.base_keys[~base_in], gaussian_keys(their_cell)])
+        idx.base_fp = None
         idx.base_codes = np.concatenate([idx.base_codes[~base_in], np.full(len(their_cell), code, np.int64)])
         changed = True
     n_theirs = len(theirs_m["keyframes"])
@@ -165,9 +196,10 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
     world = snap_world
     codes = cell_codes(idx.grid, world.means)
     keys = gaussian_keys(world)
-    added = ~_isin_sorted(keys, np.sort(idx.base_keys))
-    removed = ~_isin_sorted(idx.base_keys, np.sort(keys))
-    changed = set(np.unique(codes[added]).tolist()) | set(np.unique(idx.base_codes[removed]).tolist())
+    if idx.base_fp is None:
+        idx.base_fp = fingerprints(idx.base_codes, idx.base_keys)
+    now_fp = fingerprints(codes, keys)
+    changed = changed_cells(now_fp, idx.base_fp)
     stored = dict(idx.stored)
     extra: list[GaussianWorld] = []
     for code in sorted(changed):
@@ -180,6 +212,7 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
                 if old is not None:
                     extra.append(old)
                     idx.base_keys = np.concatenate([idx.base_keys, gaussian_keys(old)])
+                    idx.base_fp = None
                     idx.base_codes = np.concatenate([idx.base_codes, np.full(len(old), code, np.int64)])
             idx.loaded.add(key)
     if extra:  # memory now holds these cells whole (also if the writes below fail)
@@ -225,6 +258,7 @@ def write_changes(state: WorldState, directory: Path, snap_world: GaussianWorld,
     idx.stored = new_stored
     idx.loaded |= {k for k in changed_keys if k in new_stored}
     idx.base_keys, idx.base_codes = keys, codes
+    idx.base_fp = fingerprints(codes, keys) if extra else now_fp
     idx.kf_stored = len(kf_entries)
     idx.manifest = manifest
     return manifest
@@ -263,6 +297,7 @@ def load_cells(state: WorldState, directory: Path, keys: list[CellKey]) -> int:
         return 0
     state.world = state.world.concat(*parts)
     idx.base_keys = np.concatenate([idx.base_keys, *keys_parts])
+    idx.base_fp = None
     idx.base_codes = np.concatenate([idx.base_codes, *codes_parts])
     return sum(len(w) for w in parts)
 
@@ -280,5 +315,6 @@ def evict_cells(state: WorldState, keys: list[CellKey]) -> int:
     state.world = state.world.select(keep)
     base_keep = ~np.isin(idx.base_codes, gone)
     idx.base_keys, idx.base_codes = idx.base_keys[base_keep], idx.base_codes[base_keep]
+    idx.base_fp = None
     idx.loaded -= set(drop)
     return n
