@@ -121,7 +121,7 @@ def test_cancel_stops_at_the_next_frame_and_keeps_the_keyframes(node: NodeProc,
     assert 0 < res.frames < 60 and "canceled after" in res.error
     assert res.keyframes >= 1
     wdir = node.world_dir / f"w-{world_id_for_prompt(env)}"
-    assert any(wdir.glob("*.ply")), f"the canceled goal's world was not saved: {sorted(node.world_dir.iterdir())}"
+    assert any(wdir.rglob("*.ply")), f"the canceled goal's world was not saved: {sorted(node.world_dir.iterdir())}"
 
 
 def test_goals_beyond_the_queue_depth_are_rejected(node: NodeProc, probe: tuple[Probe, ActionClient]) -> None:

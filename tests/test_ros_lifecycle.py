@@ -97,7 +97,7 @@ def test_lifecycle_transitions(managed: tuple[NodeProc, Probe, Lifecycle], tmp_p
     assert lc.set(Transition.TRANSITION_CLEANUP)
     assert lc.state() == State.PRIMARY_STATE_UNCONFIGURED
     wdir = proc.world_dir / f"w-{world_id_for_prompt(ENV)}"
-    assert any(wdir.glob("*.ply")), "cleanup did not save the world"
+    assert any(wdir.rglob("*.ply")), "cleanup did not save the world"
     time.sleep(1.0)
     assert probe.subs[0].get_publisher_count() == 0, "cleanup left the image publisher"
 

@@ -395,4 +395,4 @@ def test_sigterm_exits_cleanly_and_saves_worlds(node: NodeProc, probe: Probe) ->
     for env in (ENV_MAIN, "a quiet library", "a rainy street"):
         wdir = node.world_dir / f"w-{world_id_for_prompt(env)}"
         assert wdir.is_dir(), f"world of {env!r} not saved: {sorted(p.name for p in node.world_dir.iterdir())}"
-        assert any(wdir.glob("*.ply")) and any(wdir.glob("*.json"))
+        assert any(wdir.rglob("*.ply")) and any(wdir.glob("*.json"))  # cells/*.ply since issue 15
