@@ -79,7 +79,7 @@ class PipelineConfig:
     lift: LiftConfig = field(default_factory=LiftConfig)
     refine: RefineConfig | None = None
     dedup: DedupConfig | None = field(default_factory=DedupConfig)
-    grazing_detail: bool = True
+    grazing_detail: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))

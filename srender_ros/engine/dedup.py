@@ -4,12 +4,13 @@
 after lifting a keyframe; it selects, among the Gaussians the world had before the keyframe,
 
 - **redundant** ones: on the keyframe's surface (centre inside its image, z within
-  ``occlusion_margin`` of the keyframe's depth at that pixel), inside a region the keyframe has just
-  lifted (at least ``cover_fraction`` of the pixels within 1.5 footprints of the centre got a new
-  Gaussian) and no finer than the new Gaussians there (footprint >= ``detail_ratio`` x theirs).
-  The keyframe's own Gaussians then draw that surface alone: without this rule a surface lifted
-  again where the world rendered it thin (gaps between the rows of a road seen at a grazing
-  angle, partly covered borders) or a little off in depth keeps both layers;
+  ``occlusion_margin`` of the keyframe's depth at that pixel), inside a region the keyframe is
+  lifting anyway (at least ``cover_fraction`` of the pixels within 1.5 footprints of the centre got
+  a new Gaussian) and no finer than the new Gaussians there (footprint >= ``detail_ratio`` x
+  theirs). merge_keyframe then lifts the keyframe's pixels under their footprints too
+  (:func:`footprint_pixels`), so the keyframe's own Gaussians draw that surface alone: without
+  this rule a surface lifted again where the world rendered it thin (gaps between the rows of a
+  road seen at a grazing angle, partly covered borders) or a little off in depth keeps both layers;
 - **hidden for good**: behind the surface of every keyframe whose image contains the centre (the
   new one included, by more than ``occlusion_margin`` past the farthest depth of the 3x3 pixels
   around it, so silhouettes stay). A Gaussian lifted from a keyframe lies on that keyframe's
@@ -36,8 +37,16 @@ from srender_ros.core.world import GaussianWorld
 from srender_ros.engine.resolution import surface_size_m
 from srender_ros.errors import InputError
 
-__all__ = ["DedupConfig", "KeyframeView", "PruneResult", "prune_for_keyframe", "hidden_for_good",
-           "redundant_gaussians", "transparent_gaussians"]
+__all__ = [
+    "DedupConfig",
+    "KeyframeView",
+    "PruneResult",
+    "footprint_pixels",
+    "hidden_for_good",
+    "prune_for_keyframe",
+    "redundant_gaussians",
+    "transparent_gaussians",
+]
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ class DedupConfig:
     """
 
     redundant: bool = True
-    cover_fraction: float = 0.9
+    cover_fraction: float = 0.3
     detail_ratio: float = 0.9
     hidden: bool = True
     min_opacity: float = 0.02
@@ -159,7 +168,10 @@ def redundant_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArra
         return out
     pr = _project(world.means, K, T_world_cam)
     d = np.asarray(depth_m, dtype=np.float64)
-    cand = np.nonzero(pr.inside & lifted[pr.row, pr.col])[0]
+    # Lifted pixels within 4 px of the centre at all (a cheap first cut; the window test follows).
+    near_lifted = _box_fraction(lifted, *np.mgrid[0:K.height_px, 0:K.width_px].reshape(2, -1),
+                                np.full(K.height_px * K.width_px, 4)).reshape(K.height_px, K.width_px) > 0
+    cand = np.nonzero(pr.inside & near_lifted[pr.row, pr.col])[0]
     if len(cand) == 0:
         return out
     row, col, z = pr.row[cand], pr.col[cand], pr.z[cand]
@@ -171,6 +183,30 @@ def redundant_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArra
     covered = _box_fraction(lifted, row, col, radius) >= config.cover_fraction
     not_finer = fp_old >= config.detail_ratio * np.asarray(new_footprint_px, dtype=np.float64)[row, col]
     out[cand[on_surface & covered & not_finer]] = True
+    return out
+
+
+def footprint_pixels(world: GaussianWorld, which: NDArray[np.bool_], K: Intrinsics,
+                     T_world_cam: NDArray[np.floating]) -> NDArray[np.bool_]:
+    """[H, W] pixels within one footprint (at least one pixel) of the centres of ``world[which]`` seen by ``K``.
+
+    Where redundant Gaussians are removed, the keyframe lifts these pixels as well, so that what
+    they covered is drawn by the keyframe's own Gaussians.
+    """
+    H, W = K.height_px, K.width_px
+    out = np.zeros((H, W), dtype=bool)
+    idx = np.nonzero(which)[0]
+    if len(idx) == 0:
+        return out
+    sub = world.select(idx)
+    pr = _project(sub.means, K, T_world_cam)
+    fp = float(np.sqrt(K.fx_px * K.fy_px)) * surface_size_m(sub) / np.where(pr.z > 0, pr.z, 1.0)
+    radius = np.clip(np.ceil(fp), 1, 32).astype(np.int64)
+    for r in np.unique(radius[pr.inside]):
+        sel = pr.inside & (radius == r)
+        seeds = np.zeros((H, W), dtype=bool)
+        seeds[pr.row[sel], pr.col[sel]] = True
+        out |= _box_fraction(seeds, *np.mgrid[0:H, 0:W].reshape(2, -1), np.full(H * W, r)).reshape(H, W) > 0
     return out
 
 

@@ -30,7 +30,7 @@ from srender_ros.core.geometry import matrix_to_quat_wxyz
 from srender_ros.core.ports.generate import Keyframe
 from srender_ros.core.ports.render import RenderOutput
 from srender_ros.core.world import SH_C0, GaussianWorld, num_sh_coeffs, rgb_to_sh_dc
-from srender_ros.engine.dedup import DedupConfig, KeyframeView, prune_for_keyframe
+from srender_ros.engine.dedup import DedupConfig, KeyframeView, footprint_pixels, prune_for_keyframe
 from srender_ros.engine.resolution import coarse_visible_gaussians, grazing_stretch, surface_size_m
 from srender_ros.errors import InputError
 
@@ -358,6 +358,11 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
         pruned = prune_for_keyframe(base, K, T, keyframe.depth_m, lifted, new_fp, earlier, config.occlusion_margin,
                                     dedup)
         drop = pruned.remove
+        if pruned.redundant.any() and lift_alpha is not None:
+            # The keyframe also draws what the redundant Gaussians covered.
+            under = footprint_pixels(base, pruned.redundant, K, T)
+            new, pixels = lift_keyframe(keyframe.rgb, keyframe.depth_m, K, T, np.where(under, 0.0, lift_alpha),
+                                        view_depth, config, sh_degree=world.sh_degree)
         if drop.any():
             base = base.select(~drop)
         removed_by.update(pruned.counts())
