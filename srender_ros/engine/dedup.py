@@ -148,6 +148,15 @@ def _box_fraction(mask: NDArray[np.bool_], row: NDArray[np.int64], col: NDArray[
     return total / area
 
 
+def _dilate(mask: NDArray[np.bool_], radius: int) -> NDArray[np.bool_]:
+    """[H, W] pixels with a True pixel of ``mask`` within the square of ``radius`` around them."""
+    H, W = mask.shape
+    rows, cols = np.mgrid[0:H, 0:W]
+    frac = _box_fraction(mask, rows.ravel(), cols.ravel(), np.full(H * W, radius, dtype=np.int64))
+    out: NDArray[np.bool_] = frac.reshape(H, W) > 0
+    return out
+
+
 def redundant_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArray[np.floating],
                         depth_m: NDArray[np.floating], lifted: NDArray[np.bool_], new_footprint_px: NDArray[np.floating],
                         occlusion_margin: float, config: DedupConfig) -> NDArray[np.bool_]:
@@ -169,8 +178,7 @@ def redundant_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArra
     pr = _project(world.means, K, T_world_cam)
     d = np.asarray(depth_m, dtype=np.float64)
     # Lifted pixels within 4 px of the centre at all (a cheap first cut; the window test follows).
-    near_lifted = _box_fraction(lifted, *np.mgrid[0:K.height_px, 0:K.width_px].reshape(2, -1),
-                                np.full(K.height_px * K.width_px, 4)).reshape(K.height_px, K.width_px) > 0
+    near_lifted = _dilate(lifted, 4)
     cand = np.nonzero(pr.inside & near_lifted[pr.row, pr.col])[0]
     if len(cand) == 0:
         return out
@@ -206,7 +214,7 @@ def footprint_pixels(world: GaussianWorld, which: NDArray[np.bool_], K: Intrinsi
         sel = pr.inside & (radius == r)
         seeds = np.zeros((H, W), dtype=bool)
         seeds[pr.row[sel], pr.col[sel]] = True
-        out |= _box_fraction(seeds, *np.mgrid[0:H, 0:W].reshape(2, -1), np.full(H * W, r)).reshape(H, W) > 0
+        out |= _dilate(seeds, int(r))
     return out
 
 
