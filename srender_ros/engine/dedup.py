@@ -6,7 +6,7 @@ after lifting a keyframe; it selects, among the Gaussians the world had before t
 - **redundant** ones: on the keyframe's surface (centre inside its image, z within
   ``occlusion_margin`` of the keyframe's depth at that pixel), inside a region the keyframe is
   lifting anyway (at least ``cover_fraction`` of the pixels within 1.5 footprints of the centre got
-  a new Gaussian) and no finer than the new Gaussians there (footprint >= ``detail_ratio`` x
+  a new Gaussian; none within three footprints of the image border) and no finer than the new Gaussians there (footprint >= ``detail_ratio`` x
   theirs). merge_keyframe then lifts the keyframe's pixels under their footprints too
   (:func:`footprint_pixels`), so the keyframe's own Gaussians draw that surface alone: without
   this rule a surface lifted again where the world rendered it thin (gaps between the rows of a
@@ -187,6 +187,10 @@ def redundant_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArra
     with np.errstate(invalid="ignore"):
         on_surface = np.isfinite(dk) & (dk > 0) & (np.abs(z - dk) <= occlusion_margin * dk)
     fp_old = float(np.sqrt(K.fx_px * K.fy_px)) * surface_size_m(world)[cand] / z
+    # Not near the image border (three footprints, as the detail rule): the keyframe must be able to
+    # draw all of what a removed Gaussian covered.
+    border = 3.0 * fp_old
+    on_surface &= ((col >= border) & (col < K.width_px - border) & (row >= border) & (row < K.height_px - border))
     radius = np.clip(np.ceil(1.5 * fp_old), 1, 32).astype(np.int64)
     covered = _box_fraction(lifted, row, col, radius) >= config.cover_fraction
     not_finer = fp_old >= config.detail_ratio * np.asarray(new_footprint_px, dtype=np.float64)[row, col]
