@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from srender_ros.backends.render.registry import get_renderer
+from srender_ros.cli.main import main
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.metrics import psnr_db
@@ -136,7 +137,8 @@ def test_near_transparent_gaussians_are_pruned() -> None:
         DedupConfig(min_opacity=1.5)
 
 
-def test_the_manifest_keeps_what_each_keyframe_added_and_removed(tmp_path: Path) -> None:
+def test_the_manifest_keeps_what_each_keyframe_added_and_removed(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
     store = WorldStore(tmp_path)
     state = store.get_or_create("a wall", {"generator": "test"})
     assert isinstance(state, WorldState)
@@ -153,3 +155,7 @@ def test_the_manifest_keeps_what_each_keyframe_added_and_removed(tmp_path: Path)
     assert rec.removed_by == {"coarse": 0, "redundant": 0}
     with pytest.raises(InputError, match="gaussians_added"):
         KeyframeRecord(0, kf.T_world_cam, CAM, kf.rgb, kf.depth_m, "", -5)
+    # `srender world info --keyframes` shows the ledger.
+    assert main(["world", "info", "--prompt", "a wall", "--world-dir", str(tmp_path), "--keyframes"]) == 0
+    out = capsys.readouterr().out
+    assert "ADDED" in out and "REMOVED" in out and f"+{len(merged.world)} -0 Gaussians over 1 keyframes" in out
