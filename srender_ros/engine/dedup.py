@@ -65,7 +65,7 @@ class DedupConfig:
     """
 
     redundant: bool = True
-    cover_fraction: float = 0.3
+    cover_fraction: float = 0.9
     detail_ratio: float = 0.9
     hidden: bool = True
     min_opacity: float = 0.02
