@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -34,13 +37,23 @@ from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
 from srender_ros.engine.pipeline import PipelineConfig, RenderJob
 
-#: (name, trajectory generator, prompt, kind) — smooth handheld-like paths and faster rotating ones.
+#: (name, trajectory generator, prompt, kind) — smooth handheld-like paths, faster rotating ones and a
+#: forward drive (issue 15: 60 s at 10 fps, 10 m/s down a street, camera 1.6 m above the road).
 PATHS = [
     ("walk-office", "walk", "a small office", "smooth"),
     ("handheld-kitchen", "handheld", "a kitchen", "smooth"),
     ("orbit-warehouse", "orbit", "a cluttered warehouse aisle", "rotating"),
     ("pan-forest", "pan", "a forest clearing", "rotating"),
+    ("drive-street", "drive", "a city street", "forward"),
 ]
+#: (fps, duration_s) of each path kind; the others are 20 s at 30 fps.
+TIMING = {"forward": (10.0, 60.0)}
+
+
+def path_timing(kind: str, duration_scale: float = 1.0) -> tuple[float, float]:
+    """(fps, duration_s) of a path of ``kind`` (see TIMING), the duration scaled."""
+    fps, dur = TIMING.get(kind, (30.0, 20.0))
+    return fps, dur * duration_scale
 
 
 def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig, camera: Intrinsics,
@@ -55,7 +68,9 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
     with tempfile.TemporaryDirectory() as tmp:
         pipe = build_pipeline(AppConfig(renderer=renderer_name, pipeline=config), store=WorldStore(tmp), generator=gen)
         run = pipe.run(RenderJob(prompt=prompt, trajectory=traj, intrinsics=camera))
-        psnrs, ssims, psnrs_raw = [], [], []
+        psnrs: list[float] = []
+        ssims: list[float] = []
+        psnrs_raw: list[float] = []
         t0 = time.perf_counter()
         for chunk in run:
             kf = set(run.schedule.keyframe_indices)
@@ -70,7 +85,12 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
                 ssims.append(ssim(filled[k], truth[k]))
                 psnrs_raw.append(psnr_db(raw[k], truth[k]))
         wall = time.perf_counter() - t0
+        state = pipe.store.get(prompt)
+        ledger = [{"pose": k.pose_index, "added": getattr(k, "gaussians_added", -1),
+                   "removed": getattr(k, "gaussians_removed", -1), "removed_by": getattr(k, "removed_by", {})}
+                  for k in (state.keyframes if state is not None else [])]
     st = run.stats
+    kf_idx = run.schedule.keyframe_indices
     return {
         "path": path_name, "trajectory": traj_kind, "prompt": prompt,
         "scheduler": config.scheduler.value, "tau": config.coverage_threshold,
@@ -82,7 +102,41 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
         "psnr_mean_unfilled": float(np.mean(psnrs_raw)),
         "ssim_mean": float(np.mean(ssims)), "hole_fraction_mean": st.hole_fraction_mean,
         "gaussians": st.gaussians, "seconds": st.seconds, "render_fps": st.render_fps, "wall_s": wall,
+        "fps": fps, "duration_s": duration_s, "keyframes_at_one_pose_twice": len(kf_idx) - len(set(kf_idx)),
+        "ledger": ledger, "load_avg": os.getloadavg(),
     }
+
+
+def run_baseline(src: str, path_name: str, out: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Run one table path with the package in ``src`` (a subprocess with PYTHONPATH=src), same trajectory."""
+    name, kind, _prompt, pkind = next(p for p in PATHS if p[0] == path_name)
+    fps, dur = path_timing(pkind, args.duration_scale)
+    extra = {"meander_deg": 4.0} if kind == "walk" else {}
+    traj = make_trajectory(kind, fps=fps, duration_s=dur, seed=0, **extra)
+    traj_file = out / f"traj-{name}.npz"
+    np.savez(traj_file, stamps_ns=traj.stamps_ns, T_world_cam=traj.T_world_cam)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--only-one", name, "--out", str(out),
+           "--eval-stride", str(args.eval_stride), "--width", str(args.width), "--height", str(args.height),
+           "--renderer", args.renderer, "--duration-scale", str(args.duration_scale)]
+    env = {**os.environ, "PYTHONPATH": str(Path(src).resolve())}
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    r: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    r["code"] = f"baseline {src}"
+    return r
+
+
+def child_one(args: argparse.Namespace) -> None:
+    """The baseline child: one table path at default settings, trajectory from the parent's file; JSON on stdout."""
+    from srender_ros.core.trajectory import Trajectory
+
+    name, kind, prompt, pkind = next(p for p in PATHS if p[0] == args.only_one)
+    fps, dur = path_timing(pkind, args.duration_scale)
+    data = np.load(Path(args.out) / f"traj-{name}.npz")
+    saved = Trajectory(data["stamps_ns"], data["T_world_cam"])
+    globals()["make_trajectory"] = lambda *_, **__: saved   # the old tree may lack the generator: the parent's poses
+    camera = Intrinsics.from_fov(args.width, args.height, 90.0)
+    r = run_one(name, kind, prompt, PipelineConfig(), camera, fps, dur, args.eval_stride, args.renderer)
+    print(json.dumps(r))
 
 
 def main() -> None:
@@ -101,7 +155,16 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--renderer", default="auto")
+    ap.add_argument("--duration-scale", type=float, default=1.0, help="scale every path's duration (e.g. 0.5)")
+    ap.add_argument("--baseline-src", default=None,
+                    help="also run each table path with the srender_ros package of this source tree (e.g. a "
+                         "'git worktree add /tmp/base <commit>'), right before the current code: before/after in one "
+                         "run. The trajectory is made here (so a path the old tree lacks, like drive, still runs).")
+    ap.add_argument("--only-one", default=None, help=argparse.SUPPRESS)   # the baseline child: one path, JSON to stdout
     args = ap.parse_args()
+    if args.only_one:
+        child_one(args)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     camera = Intrinsics.from_fov(args.width, args.height, 90.0)
@@ -112,14 +175,19 @@ def main() -> None:
 
     def record(r: dict[str, object]) -> None:
         runs.append(r)
-        print(f"{r['path']:<18} {r['scheduler']:<8} tau={r['tau']:<6} refine={r['refine_iterations']} kf={r['keyframes']:<3} "
-              f"PSNR={r['psnr_mean']:.2f} dB (unfilled {r['psnr_mean_unfilled']:.2f}) SSIM={r['ssim_mean']:.3f} "
+        print(f"{r['path']:<18} {r.get('code', 'current'):<8} {r['scheduler']:<8} tau={r['tau']:<6} "
+              f"refine={r['refine_iterations']} kf={r['keyframes']:<3} "
+              f"PSNR={r['psnr_mean']:.2f} dB p05={r['psnr_p5']:.2f} G={r['gaussians']} "
+              f"(unfilled {r['psnr_mean_unfilled']:.2f}) SSIM={r['ssim_mean']:.3f} "
               f"holes={100 * float(r['hole_fraction_mean']):.3f}% "
-              f"wall={float(r['wall_s']):.0f}s", flush=True)
+              f"wall={float(r['wall_s']):.0f}s load={r.get('load_avg')}", flush=True)
         (out / "quality.json").write_text(json.dumps(runs, indent=1))
 
-    for name, kind, prompt, _ in [] if args.skip_table else paths:  # the table: default settings
-        record(run_one(name, kind, prompt, PipelineConfig(), camera, 30.0, 20.0, args.eval_stride, args.renderer))
+    for name, kind, prompt, pkind in [] if args.skip_table else paths:  # the table: default settings
+        fps, dur = path_timing(pkind, args.duration_scale)
+        if args.baseline_src:
+            record(run_baseline(args.baseline_src, name, out, args))
+        record(run_one(name, kind, prompt, PipelineConfig(), camera, fps, dur, args.eval_stride, args.renderer))
     for name, kind, prompt, _ in [p for p in paths if p[0] in args.refine_paths]:
         refine = RefineConfig(iterations=args.refine_iterations, threads=1)
         record(run_one(name, kind, prompt, PipelineConfig(refine=refine), camera, 30.0, 20.0, args.eval_stride,

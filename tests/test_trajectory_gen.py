@@ -18,7 +18,7 @@ from srender_ros.core.trajectory import Trajectory
 from srender_ros.core.trajectory_gen import GENERATORS, car, drone, make_trajectory, orbit, rotations_from_ypr
 from srender_ros.errors import TrajectoryError
 
-RANDOM = ("walk", "random_smooth", "drone", "car", "handheld")
+RANDOM = ("walk", "random_smooth", "drone", "car", "drive", "handheld")
 
 
 def _rot_angle(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
@@ -33,7 +33,8 @@ def _rot_angle(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
 
 
 def test_registry_has_every_generator() -> None:
-    assert set(GENERATORS) == {"orbit", "walk", "pan", "figure_eight", "random_smooth", "drone", "car", "handheld"}
+    assert set(GENERATORS) == {"orbit", "walk", "pan", "figure_eight", "random_smooth", "drone", "car", "drive",
+                               "handheld"}
 
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))

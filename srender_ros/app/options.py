@@ -73,6 +73,9 @@ INTERNAL_FIELDS: dict[str, str] = {
     "lift": "lifting internals (footprint, stretch, edges) are part of the method, tuned with the detail rule; "
             "docs/pipeline.md",
     "refine": "exposed as refine (bool) + refine_iterations, since it is a nested RefineConfig",
+    "dedup": "how a merged keyframe prunes the world (engine/dedup.py) is part of the method, like lift; "
+             "docs/pipeline.md",
+    "grazing_detail": "part of the detail rule (engine/resolution.py grazing_stretch), like lift; docs/pipeline.md",
 }
 
 

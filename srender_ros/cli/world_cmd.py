@@ -81,6 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("info", "show one world's manifest summary and verify its files")
     add_which(p)
     p.add_argument("--no-verify", action="store_true", help="skip checking file checksums (faster)")
+    p.add_argument("--keyframes", action="store_true",
+                   help="also list every keyframe: pose, Gaussians it added and removed (by reason), why it was made")
     p.set_defaults(func=_run_info)
 
     p = add("rm", "delete a stored world")
@@ -237,7 +239,32 @@ def _run_info(args: argparse.Namespace) -> int:
     for key, value in _info_lines(info):
         print(f"{key:>14}: {value}")
     print(f"{'checksums':>14}: {'not checked' if args.no_verify else 'ok'}")
+    if getattr(args, "keyframes", False):
+        _print_keyframes(store, info)
     return 0
+
+
+def _print_keyframes(store: WorldStore, info: WorldInfo) -> None:
+    """The per-keyframe ledger of a saved world's manifest: what each keyframe added and removed."""
+    from srender_ros.core.manifest import read_manifest
+
+    if info.path is None:
+        print("keyframes: the world is not saved yet (the ledger is read from its manifest)")
+        return
+    entries = read_manifest(info.path).get("keyframes", [])
+    rows = []
+    for i, e in enumerate(entries):
+        added, removed = int(e.get("gaussians_added", -1)), int(e.get("gaussians_removed", -1))
+        by = e.get("removed_by") or {}
+        rows.append([str(i), str(e.get("pose_index", -1)), "-" if added < 0 else str(added),
+                     "-" if removed < 0 else str(removed),
+                     " ".join(f"{k}={v}" for k, v in by.items() if v) or "-", _truncate(str(e.get("reason", "")), 60)])
+    _print_table(rows, ["#", "POSE", "ADDED", "REMOVED", "REMOVED BY", "REASON"], right={0, 1, 2, 3})
+    known = [e for e in entries if int(e.get("gaussians_added", -1)) >= 0]
+    if known:
+        print(f"total: +{sum(int(e['gaussians_added']) for e in known)} "
+              f"-{sum(max(0, int(e.get('gaussians_removed', 0))) for e in known)} Gaussians over {len(known)} keyframes "
+              f"(-: not recorded, saved before the ledger existed)")
 
 
 def _run_rm(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ import io
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -82,6 +82,11 @@ class KeyframeRecord:
         rgb: [H, W, 3] float32 in [0, 1]; stored as 8-bit PNG, so it reloads quantized to 1/255.
         depth_m: [H, W] float32 z-depth in metres, NaN where unknown; stored exactly.
         reason: why it was generated (e.g. "coverage 0.41 < 0.8"), free text.
+        gaussians_added: Gaussians lifted from it when it was merged (-1: not recorded, e.g. a
+            world saved before this was kept).
+        gaussians_removed: Gaussians of the world it removed when it was merged (-1: not recorded).
+        removed_by: the removed Gaussians by reason (``coarse``, ``redundant``, ``hidden``,
+            ``transparent``; engine/lifting.py merge_keyframe and engine/dedup.py).
     """
 
     pose_index: int
@@ -90,6 +95,9 @@ class KeyframeRecord:
     rgb: NDArray[np.float32]
     depth_m: NDArray[np.float32]
     reason: str = ""
+    gaussians_added: int = -1
+    gaussians_removed: int = -1
+    removed_by: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.pose_index, bool) or not isinstance(self.pose_index, (int, np.integer)) or self.pose_index < -1:
@@ -99,6 +107,16 @@ class KeyframeRecord:
             raise InputError(f"KeyframeRecord.intrinsics: expected an Intrinsics, got {type(self.intrinsics).__name__}")
         if not isinstance(self.reason, str):
             raise InputError(f"KeyframeRecord.reason: expected a string, got {type(self.reason).__name__}")
+        for name in ("gaussians_added", "gaussians_removed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < -1:
+                raise InputError(f"KeyframeRecord.{name}={v!r}: must be an integer >= -1 (-1: not recorded)")
+            object.__setattr__(self, name, int(v))
+        if not isinstance(self.removed_by, dict) or not all(
+                isinstance(k, str) and isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0
+                for k, v in self.removed_by.items()):
+            raise InputError(f"KeyframeRecord.removed_by={self.removed_by!r}: must map reason names to counts >= 0")
+        object.__setattr__(self, "removed_by", {str(k): int(v) for k, v in self.removed_by.items()})
         T = np.array(self.T_world_cam, dtype=np.float64)
         if T.shape != (4, 4) or not np.isfinite(T).all():
             raise InputError(f"KeyframeRecord.T_world_cam: expected a finite [4, 4] matrix, got shape {list(T.shape)}")
@@ -185,6 +203,9 @@ def write_world_files(directory: Path, snap: WorldSnapshot) -> dict[str, Any]:
                            "fx_px": kf.intrinsics.fx_px, "fy_px": kf.intrinsics.fy_px,
                            "cx_px": kf.intrinsics.cx_px, "cy_px": kf.intrinsics.cy_px},
             "reason": kf.reason,
+            "gaussians_added": kf.gaussians_added,
+            "gaussians_removed": kf.gaussians_removed,
+            "removed_by": kf.removed_by,
         }
         for key, rel, data in (("rgb_file", f"{KEYFRAMES_DIR}/kf-{i:04d}-rgb.png", _png_bytes(kf.rgb)),
                                ("depth_file", f"{KEYFRAMES_DIR}/kf-{i:04d}-depth.npy", _npy_bytes(kf.depth_m))):
@@ -324,7 +345,8 @@ def _keyframe_from_entry(directory: Path, entry: object, i: int) -> KeyframeReco
         rgb = _load_png(_safe_member(directory, entry["rgb_file"], mpath), intr.height_px, intr.width_px)
         depth = _load_depth(_safe_member(directory, entry["depth_file"], mpath), intr.height_px, intr.width_px)
         return KeyframeRecord(int(entry["pose_index"]), np.asarray(entry["T_world_cam"], dtype=np.float64), intr,
-                              rgb, depth, str(entry.get("reason", "")))
+                              rgb, depth, str(entry.get("reason", "")), int(entry.get("gaussians_added", -1)),
+                              int(entry.get("gaussians_removed", -1)), dict(entry.get("removed_by", {})))
     except KeyError as exc:
         raise WorldFormatError(f"{where}: field {exc} is missing") from None
     except (InputError, TypeError, ValueError) as exc:

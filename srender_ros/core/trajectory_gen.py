@@ -1,4 +1,4 @@
-"""Built-in camera paths: orbit, walk, pan, figure_eight, random_smooth, drone, car, handheld.
+"""Built-in camera paths: orbit, walk, pan, figure_eight, random_smooth, drone, car, drive, handheld.
 
 Every generator builds the path in a z-up world (ground plane z = 0, heights in metres above it),
 with the camera looking roughly horizontally along the motion (or at the orbit centre) and never
@@ -273,6 +273,46 @@ def car(*, fps: float = 30.0, duration_s: float = 20.0, seed: int = 0, speed_mps
     return _finish(stamps, p, rotations_from_ypr(heading, pitch, roll), world_up, frame_id)
 
 
+def drive(*, fps: float = 10.0, duration_s: float = 60.0, seed: int = 0, speed_mps: float = 10.0, height_m: float = 1.6,
+          lane_offset_m: float = -2.0, weave_m: float = 0.6, weave_hz: tuple[float, float] = (0.03, 0.1),
+          pitch_deg: float = 0.0, vibration_deg: float = 0.2, start_ns: int = 0, world_up: str = "+z",
+          frame_id: str = "world") -> Trajectory:
+    """A car driving down a straight street (+x) in its lane, with slight steering; forward camera.
+
+    The road runs along y = 0 (the procedural street family's road centre lines are every 40 m
+    along x and y, crossings at the origin), the car keeps to the lane at ``lane_offset_m``
+    (negative: the right-hand lane when driving +x) and weaves within it by up to ``weave_m``
+    (smooth, ``weave_hz`` band: slight steering), at a constant ``speed_mps`` along x. The camera
+    is ``height_m`` above the road (z = 0), looks along the direction of travel, ``pitch_deg``
+    (negative: down) with small vibrations. Defaults: 10 fps, 60 s, 10 m/s: 600 poses over 600 m.
+    """
+    _positive(speed_mps=speed_mps, height_m=height_m)
+    _non_negative(weave_m=weave_m, vibration_deg=vibration_deg)
+    f_lo, f_hi = float(weave_hz[0]), float(weave_hz[1])
+    _positive(weave_hz_min=f_lo, weave_hz_max=f_hi)
+    if f_hi < f_lo:
+        raise TrajectoryError(f"weave_hz: {weave_hz!r} must be (min, max) with min <= max")
+    if not -30.0 <= pitch_deg <= 30.0:
+        raise TrajectoryError(f"pitch_deg: {pitch_deg!r} must be within [-30, 30] degrees")
+    stamps, t = _time_s(fps, duration_s, start_ns)
+    rng = np.random.default_rng(seed)
+    # Lateral offset as a smooth function of time; its analytic slope gives the heading.
+    f = rng.uniform(f_lo, f_hi, 3)
+    phase = rng.uniform(0.0, 2 * np.pi, 3)
+    a = rng.uniform(0.5, 1.0, 3)
+    a /= a.sum()
+    arg = 2 * np.pi * f[None, :] * t[:, None] + phase[None, :]
+    y = lane_offset_m + weave_m * (np.sin(arg) @ a - np.sin(phase) @ a)   # starts on the lane line
+    dy_dt = weave_m * (np.cos(arg) @ (a * 2 * np.pi * f))
+    x = speed_mps * t
+    p = np.stack([x, y, np.full_like(t, height_m)], -1)
+    heading = np.arctan2(dy_dt, speed_mps)
+    vib = np.radians(vibration_deg)
+    pitch = np.radians(pitch_deg) + vib * _smooth_noise(rng, t, 1.0, 3.0)
+    roll = vib * _smooth_noise(rng, t, 1.0, 3.0)
+    return _finish(stamps, p, rotations_from_ypr(heading, pitch, roll), world_up, frame_id)
+
+
 def handheld(*, fps: float = 30.0, duration_s: float = 20.0, seed: int = 0, amplitude_m: float = 0.2,
              rotation_deg: float = 8.0, height_m: float = 1.5, look_distance_m: float = 2.0, tremor_m: float = 0.002,
              start_ns: int = 0, world_up: str = "+z", frame_id: str = "world") -> Trajectory:
@@ -303,6 +343,7 @@ GENERATORS: dict[str, Callable[..., Trajectory]] = {
     "random_smooth": random_smooth,
     "drone": drone,
     "car": car,
+    "drive": drive,
     "handheld": handheld,
 }
 

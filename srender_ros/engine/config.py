@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from srender_ros.core.ports.refine import RefineConfig
+from srender_ros.engine.dedup import DedupConfig
 from srender_ros.engine.lifting import LiftConfig
 from srender_ros.engine.scheduler import SchedulerKind, WalkSettings
 from srender_ros.errors import InputError
@@ -54,6 +55,11 @@ class PipelineConfig:
         lift: how keyframes become Gaussians.
         refine: photometric refinement of the world against its keyframes after every chunk that
             added keyframes (None = off; see docs/refine.md for what it costs and gains).
+        dedup: what a merged keyframe prunes from the world: Gaussians its new ones make redundant,
+            ones hidden for good, near-transparent ones (engine/dedup.py; None = keep them).
+        grazing_detail: the detail rule's limit grows with the grazing stretch a keyframe at the
+            pose would lift a pixel with (``max_footprint_px * sqrt(stretch)``), so roads and
+            floors seen at grazing angles are not re-lifted at every step (engine/resolution.py).
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -72,6 +78,8 @@ class PipelineConfig:
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
     refine: RefineConfig | None = None
+    dedup: DedupConfig | None = field(default_factory=DedupConfig)
+    grazing_detail: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))

@@ -18,7 +18,7 @@ from srender_ros.core.camera import Intrinsics
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.ports.render import Renderer, RenderOutput
 from srender_ros.core.world import GaussianWorld
-from srender_ros.engine.resolution import pixel_footprint_px, size_world
+from srender_ros.engine.resolution import grazing_stretch, pixel_footprint_px, size_world
 
 __all__ = ["Coverage", "CoverageProbe"]
 
@@ -49,10 +49,15 @@ class CoverageProbe:
         coverage_alpha: a pixel counts as covered from this alpha up.
         max_footprint_px: detail limit in pixels of the request camera (None: alpha only).
         coarse_weight: what a coarse pixel counts for, relative to an empty one.
+        grazing_max_stretch: when set, a pixel is coarse above ``max_footprint_px * sqrt(stretch)``
+            where ``stretch`` is the grazing stretch a keyframe here would lift it with (capped at
+            this value, lifting's ``max_stretch``; engine/resolution.py ``grazing_stretch``).
+            None: a flat limit.
     """
 
     def __init__(self, renderer: Renderer, coverage_alpha: float, max_footprint_px: float | None,
-                 coarse_weight: float) -> None:
+                 coarse_weight: float, grazing_max_stretch: float | None = None) -> None:
+        self.grazing_max_stretch = grazing_max_stretch
         self.renderer = renderer
         self.coverage_alpha = coverage_alpha
         self.max_footprint_px = max_footprint_px
@@ -97,8 +102,11 @@ class CoverageProbe:
         out = self.renderer.render(self._size_world(world), intrinsics, T_world_cam)
         focal_px = float(np.sqrt(intrinsics.fx_px * intrinsics.fy_px)) * focal_scale
         fp = pixel_footprint_px(out.rgb, out.alpha, out.depth_m, focal_px)
+        limit: float | NDArray[np.float64] = self.max_footprint_px
+        if self.grazing_max_stretch is not None:
+            limit = self.max_footprint_px * np.sqrt(grazing_stretch(out.depth_m, intrinsics, self.grazing_max_stretch))
         with np.errstate(invalid="ignore"):
-            return out, fp > self.max_footprint_px
+            return out, fp > limit
 
     def _size_world(self, world: GaussianWorld) -> GaussianWorld:
         # Coverage asks for the same world's sizes once per chunk; building them costs a pass over it.

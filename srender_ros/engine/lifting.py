@@ -18,7 +18,7 @@ between foreground and background.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -30,7 +30,8 @@ from srender_ros.core.geometry import matrix_to_quat_wxyz
 from srender_ros.core.ports.generate import Keyframe
 from srender_ros.core.ports.render import RenderOutput
 from srender_ros.core.world import SH_C0, GaussianWorld, num_sh_coeffs, rgb_to_sh_dc
-from srender_ros.engine.resolution import coarse_visible_gaussians
+from srender_ros.engine.dedup import DedupConfig, KeyframeView, footprint_pixels, prune_for_keyframe
+from srender_ros.engine.resolution import coarse_visible_gaussians, grazing_stretch, surface_size_m
 from srender_ros.errors import InputError
 
 
@@ -285,17 +286,21 @@ class MergeResult(NamedTuple):
     Attributes:
         world: the new world (the kept old Gaussians first, then the new ones).
         added: Gaussians lifted from the keyframe.
-        removed: coarse Gaussians of the old world the keyframe replaced.
+        removed: Gaussians of the old world the keyframe removed (all reasons).
+        removed_by: removed Gaussians by reason: ``coarse`` (the detail rule), and with
+            deduplication on ``redundant``, ``hidden``, ``transparent`` (engine/dedup.py).
     """
 
     world: GaussianWorld
     added: int
     removed: int
+    removed_by: dict[str, int] | None = None
 
 
 def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderOutput | None, render: RenderFn,
                    config: LiftConfig, max_footprint_px: float | None = None,
-                   coarse_pixels: CoarsePixelsFn | None = None) -> MergeResult:
+                   coarse_pixels: CoarsePixelsFn | None = None, dedup: DedupConfig | None = None,
+                   earlier: Sequence[KeyframeView] = (), grazing_max_stretch: float | None = None) -> MergeResult:
     """Merge one keyframe into a world.
 
     Where the keyframe sees content much finer than the world has it (detail rule on), the coarse
@@ -312,6 +317,12 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
         config: lifting settings.
         max_footprint_px: the detail limit (None: alpha only).
         coarse_pixels: the coverage probe's size render, needed with ``max_footprint_px``.
+        dedup: prune what the keyframe makes redundant, hidden for good or near-transparent
+            (engine/dedup.py); None: keep every old Gaussian the detail rule keeps.
+        earlier: the world's keyframes before this one (the hidden-for-good test looks at them).
+        grazing_max_stretch: the detail rule's limit grows with the keyframe's own grazing stretch
+            (engine/resolution.py ``grazing_stretch``; the probe behind ``coarse_pixels`` should use
+            the same); None: a flat limit.
     """
     K, T = keyframe.intrinsics, np.asarray(keyframe.T_world_cam, dtype=np.float64)
     base = world
@@ -321,7 +332,10 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
     if world_view is not None and max_footprint_px is not None:
         if coarse_pixels is None:
             raise ValueError("merge_keyframe: the detail rule needs coarse_pixels")
-        coarse = coarse_visible_gaussians(base, K, T, keyframe.depth_m, max_footprint_px, config.occlusion_margin)
+        stretch = None if grazing_max_stretch is None else grazing_stretch(
+            np.asarray(keyframe.depth_m, dtype=np.float64), K, grazing_max_stretch, config.edge_rel_depth)
+        coarse = coarse_visible_gaussians(base, K, T, keyframe.depth_m, max_footprint_px, config.occlusion_margin,
+                                          stretch)
         if coarse.any():
             base = base.select(~coarse)
             removed = int(coarse.sum())
@@ -333,6 +347,26 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
             lift_alpha, view_depth = None, None
     new, pixels = lift_keyframe(keyframe.rgb, keyframe.depth_m, K, T, lift_alpha, view_depth, config,
                                 sh_degree=world.sh_degree)
+    removed_by = {"coarse": removed}
+    if dedup is not None and len(base):
+        lifted = np.zeros((K.height_px, K.width_px), dtype=bool)
+        lifted[pixels] = True
+        new_fp = np.zeros((K.height_px, K.width_px), dtype=np.float64)
+        if len(new):
+            z_new = np.asarray(keyframe.depth_m, dtype=np.float64)[pixels]
+            new_fp[pixels] = np.sqrt(K.fx_px * K.fy_px) * surface_size_m(new) / z_new
+        pruned = prune_for_keyframe(base, K, T, keyframe.depth_m, lifted, new_fp, earlier, config.occlusion_margin,
+                                    dedup)
+        drop = pruned.remove
+        if pruned.redundant.any() and lift_alpha is not None:
+            # The keyframe also draws what the redundant Gaussians covered.
+            under = footprint_pixels(base, pruned.redundant, K, T)
+            new, pixels = lift_keyframe(keyframe.rgb, keyframe.depth_m, K, T, np.where(under, 0.0, lift_alpha),
+                                        view_depth, config, sh_degree=world.sh_degree)
+        if drop.any():
+            base = base.select(~drop)
+        removed_by.update(pruned.counts())
+        removed += int(drop.sum())
     merged = correct_colours(base.concat(new), len(new), pixels, keyframe.rgb, lambda w: render(w, K, T[None]).rgb[0],
                              config.colour_iterations, config.colour_step)
-    return MergeResult(merged, len(new), removed)
+    return MergeResult(merged, len(new), removed, removed_by)

@@ -64,7 +64,8 @@ class Pipeline:
         self.count_predictor = count_predictor
         self.refiner = refiner
         cfg = self.config
-        self.probe = CoverageProbe(renderer, cfg.coverage_alpha, cfg.max_footprint_px, cfg.coarse_weight)
+        self.probe = CoverageProbe(renderer, cfg.coverage_alpha, cfg.max_footprint_px, cfg.coarse_weight,
+                                   cfg.lift.max_stretch if cfg.grazing_detail else None)
 
     # ---- requests ---------------------------------------------------------------------------
     def run(self, job: RenderJob) -> PipelineRun:
@@ -152,18 +153,22 @@ class Pipeline:
         cfg = self.config
         merged = merge_keyframe(state.world, Keyframe(kf.rgb, kf.depth_m, T, K, pose_index), view, self.renderer.render,
                                 cfg.lift, cfg.max_footprint_px,
-                                self.probe.coarse_pixels if cfg.max_footprint_px is not None else None)
+                                self.probe.coarse_pixels if cfg.max_footprint_px is not None else None,
+                                cfg.dedup, state.keyframes, self.probe.grazing_max_stretch)
         if merged.removed:
-            log.debug("keyframe at pose %d replaces %d coarse Gaussians", pose_index, merged.removed)
+            log.debug("keyframe at pose %d removes %d Gaussians %s", pose_index, merged.removed, merged.removed_by)
         state.replace_world(merged.world)
         state.add_keyframe(KeyframeRecord(pose_index=pose_index, T_world_cam=T.copy(), intrinsics=K,
-                                          rgb=kf.rgb, depth_m=kf.depth_m, reason=reason))
+                                          rgb=kf.rgb, depth_m=kf.depth_m, reason=reason,
+                                          gaussians_added=merged.added, gaussians_removed=merged.removed,
+                                          removed_by=dict(merged.removed_by or {})))
         t3 = time.perf_counter()
         stats.seconds["lift"] += (t1 - t0) + (t3 - t2)
         stats.seconds["generate"] += t2 - t1
         stats.keyframes += 1
         stats.gaussians_added += merged.added
-        log.info("keyframe at pose %d (%s): +%d Gaussians, world %d", pose_index, reason, merged.added, len(state.world))
+        log.info("keyframe at pose %d (%s): +%d -%d Gaussians, world %d", pose_index, reason, merged.added,
+                 merged.removed, len(state.world))
 
     def predict_count(self, trajectory: Trajectory, intrinsics: Intrinsics,
                       first_view: NDArray[np.floating] | None = None) -> int:

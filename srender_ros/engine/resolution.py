@@ -66,7 +66,8 @@ def pixel_footprint_px(size_rgb: NDArray[np.floating], alpha: NDArray[np.floatin
 
 def coarse_visible_gaussians(world: GaussianWorld, intrinsics: Intrinsics, T_world_cam: NDArray[np.floating],
                              depth_m: NDArray[np.floating], max_footprint_px: float,
-                             occlusion_margin: float = 0.15) -> NDArray[np.bool_]:
+                             occlusion_margin: float = 0.15,
+                             stretch: NDArray[np.floating] | None = None) -> NDArray[np.bool_]:
     """[N] Gaussians a keyframe sees on its surfaces at a footprint above ``max_footprint_px``.
 
     A Gaussian is selected when its centre projects inside the keyframe image with a border of
@@ -80,6 +81,8 @@ def coarse_visible_gaussians(world: GaussianWorld, intrinsics: Intrinsics, T_wor
         depth_m: [H, W] the keyframe's z-depth (NaN/<= 0 where unknown: nothing selected there).
         max_footprint_px: footprint (px, the keyframe's resolution) above which a Gaussian is coarse.
         occlusion_margin: relative depth tolerance of "on the surface".
+        stretch: [H, W] the keyframe's own grazing stretch (:func:`grazing_stretch`); a Gaussian is
+            coarse above ``max_footprint_px * sqrt(stretch)`` at its pixel (None: a flat limit).
     """
     n = len(world)
     out = np.zeros(n, dtype=bool)
@@ -106,5 +109,51 @@ def coarse_visible_gaussians(world: GaussianWorld, intrinsics: Intrinsics, T_wor
     dk = d[row, col]
     with np.errstate(invalid="ignore"):
         on_surface = np.isfinite(dk) & (dk > 0) & (np.abs(z[cand] - dk) <= occlusion_margin * dk)
+    if stretch is not None:
+        on_surface &= fp[cand] > max_footprint_px * np.sqrt(np.asarray(stretch, dtype=np.float64)[row, col])
     out[cand[on_surface]] = True
     return out
+
+
+def grazing_stretch(depth_m: NDArray[np.floating], intrinsics: Intrinsics, max_stretch: float,
+                    edge_rel_depth: float = 0.1) -> NDArray[np.float64]:
+    """[..., H, W] the grazing-angle stretch ``min(1 / cos, max_stretch)`` a keyframe here would lift each pixel with.
+
+    The detail rule asks whether a keyframe made at this pose would bring finer Gaussians than the
+    world has. A keyframe lifts a pixel at ``0.5 * sqrt(stretch)`` px of this measure (the size is
+    the geometric mean of the in-plane axes, one of them stretched by ``1 / cos`` of the viewing
+    angle), so a road or floor seen at a grazing angle is never finer than about 1.7 px however
+    often it is lifted again. Comparing the world against ``max_footprint_px * sqrt(stretch)``
+    instead of a flat limit asks for a new keyframe only where it would be ``max_footprint_px / 0.5``
+    times finer: under a forward camera the road is then refreshed when the camera has come about
+    2.5x closer, not at every metre. The normal is estimated from the rendered depth's neighbours;
+    depth edges (second differences of inverse depth, as lifting finds them) and unknown depth get 1.
+
+    Args:
+        depth_m: [..., H, W] z-depth of the render (NaN where empty).
+        intrinsics: the camera of the render (H, W must match).
+        max_stretch: lifting's cap of the stretch (``LiftConfig.max_stretch``).
+        edge_rel_depth: lifting's edge threshold.
+    """
+    d = np.asarray(depth_m, dtype=np.float64)
+    rays = intrinsics.pixel_rays()                                    # [H, W, 3], z = 1
+    p = rays * np.nan_to_num(d, nan=0.0)[..., None]                   # [..., H, W, 3]
+    pad = [(0, 0)] * (p.ndim - 3) + [(1, 1), (1, 1), (0, 0)]
+    pp = np.pad(p, pad, mode="edge")
+    dx = pp[..., 1:-1, 2:, :] - pp[..., 1:-1, :-2, :]
+    dy = pp[..., 2:, 1:-1, :] - pp[..., :-2, 1:-1, :]
+    n = np.cross(dx, dy)
+    n_norm = np.linalg.norm(n, axis=-1)
+    r_norm = np.linalg.norm(rays, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.abs(np.sum(n * rays, axis=-1)) / (n_norm * r_norm)
+        inv = 1.0 / d
+    ipad = np.pad(inv, [(0, 0)] * (d.ndim - 2) + [(1, 1), (1, 1)], mode="edge")
+    c = ipad[..., 1:-1, 1:-1]
+    d2x = np.abs(ipad[..., 1:-1, :-2] + ipad[..., 1:-1, 2:] - 2 * c)
+    d2y = np.abs(ipad[..., :-2, 1:-1] + ipad[..., 2:, 1:-1] - 2 * c)
+    with np.errstate(invalid="ignore"):
+        curv = np.fmax(np.nan_to_num(d2x, nan=np.inf), np.nan_to_num(d2y, nan=np.inf))
+        ok = np.isfinite(d) & (d > 0) & (n_norm > 1e-12) & np.isfinite(cos) & ~(curv > edge_rel_depth * inv)
+        stretch = np.clip(1.0 / np.maximum(cos, 1e-9), 1.0, max_stretch)
+    return np.where(ok, stretch, 1.0)

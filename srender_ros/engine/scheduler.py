@@ -243,10 +243,15 @@ class KeyframeWalk:
         cov = self._measure(start, end)
         empty, coarse, world_empty = cov.empty.copy(), cov.coarse.copy(), cov.world_empty
         unc = empty + s.coarse_weight * coarse
+        made = set(self.schedule.keyframe_indices)
         for i in range(start, end):
             u = float(unc[i - start])
             self.schedule.coverage[i] = 1.0 - u
             if not world_empty and u <= self._residual + s.coverage_threshold and i not in self.rule.planned:
+                continue
+            if i in made:
+                # A second keyframe at a pose sees what the first one saw: it cannot cover more. (A
+                # lookahead keyframe placed here earlier left this uncovered; the poses after it decide.)
                 continue
             decided = self.rule.decide(i, u, world_empty)
             if decided is None:
@@ -263,6 +268,7 @@ class KeyframeWalk:
                     reason += f"; placed ahead at pose {k} (uncovered {float(unc[k - start]):.3f})"
             self._make(k, reason)
             self.schedule.keyframes.append(KeyframeDecision(k, reason, u, kind))
+            made.add(k)
             after = self._measure(i, end)
             empty[i - start:], coarse[i - start:], world_empty = after.empty, after.coarse, after.world_empty
             unc[i - start:] = empty[i - start:] + s.coarse_weight * coarse[i - start:]
