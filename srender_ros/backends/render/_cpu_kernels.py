@@ -168,6 +168,33 @@ def block_bounds(G):
     return out
 
 
+@njit(cache=True, nogil=True)
+def span_bounds(G, bstart):
+    """Bounding spheres of the column ranges [bstart[b], bstart[b+1]): [nb, 5] centre xyz, radius,
+    max ext * s_max (the blocks of :mod:`srender_ros.backends.render.cpu_index`)."""
+    nb = bstart.shape[0] - 1
+    out = np.zeros((nb, 5))
+    for b in range(nb):
+        lo = bstart[b]
+        hi = bstart[b + 1]
+        for a in range(3):
+            mn = G[a, lo]
+            mx = G[a, lo]
+            for i in range(lo, hi):
+                mn = min(mn, G[a, i])
+                mx = max(mx, G[a, i])
+            out[b, a] = 0.5 * (mn + mx)
+        r2 = 0.0
+        se = 0.0
+        for i in range(lo, hi):
+            d2 = (G[0, i] - out[b, 0]) ** 2 + (G[1, i] - out[b, 1]) ** 2 + (G[2, i] - out[b, 2]) ** 2
+            r2 = max(r2, d2)
+            se = max(se, G[G_EXT, i] * math.sqrt(G[G_SMAX2, i]))
+        out[b, 3] = math.sqrt(r2) * (1.0 + 1e-9) + 1e-9
+        out[b, 4] = se
+    return out
+
+
 @njit(cache=True, inline="always")
 def _block_visible(bounds, b, cam):
     """False when no Gaussian of block b can pass :func:`_project_block` (conservative sphere test).
@@ -334,6 +361,64 @@ def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, keyf, rgid, k0, with_co
             if with_color:
                 _sh_color(sh, gid[i], G[G_PX, i] - cam[C_PX], G[G_PY, i] - cam[C_PY], G[G_PZ, i] - cam[C_PZ], rec, k)
             k += 1
+    return k - k0
+
+
+@njit(cache=True, inline="always")
+def cell_level(cells, c, cam, lodvox, lod_k):
+    """Level drawn for cell c: the coarsest l with lodvox[l] * lod_k <= distance to the cell's sphere
+    (lod_k = max(fx, fy) / lod_px); 0 (fine) when none qualifies. See cpu_index's module doc."""
+    dx = cam[C_PX] - cells[c, 0]
+    dy = cam[C_PY] - cells[c, 1]
+    dz = cam[C_PZ] - cells[c, 2]
+    d = max(math.sqrt(dx * dx + dy * dy + dz * dz) - cells[c, 3], cam[C_NEAR])
+    for level in range(lodvox.shape[0] - 1, 0, -1):
+        if lodvox[level] * lod_k <= d:
+            return level
+    return 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_cells(c0, c1, G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec, keyf, rgid, k0,
+                  with_color):
+    """Project the Gaussians of cells [c0, c1) at their chosen level into rec / keyf / rgid rows from k0 on.
+
+    Cells, then blocks, are culled against the widened frustum (conservative, as _block_visible);
+    rows are written in cell/block order; returns how many Gaussians survived.
+    """
+    tmp = np.empty(11 * BLOCK)
+    m = G.shape[1]
+    gf = G.ravel()
+    nsh = sh.shape[0]
+    k = k0
+    for c in range(c0, c1):
+        if not _block_visible(cells, c, cam):
+            continue
+        level = cell_level(cells, c, cam, lodvox, lod_k)
+        for blk in range(crange[c, level, 0], crange[c, level, 1]):
+            if not _block_visible(bounds, blk, cam):
+                continue
+            lo = bstart[blk]
+            n = bstart[blk + 1] - lo
+            _project_block(gf, m, lo, n, cam, tmp)
+            for q in range(n):
+                if tmp[10 * BLOCK + q] == 0.0:
+                    continue
+                for f in range(R_Z + 1):
+                    rec[k, f] = tmp[f * BLOCK + q]
+                keyf[k] = np.float32(tmp[9 * BLOCK + q])
+                i = lo + q
+                g = gid[i]
+                rgid[k] = g
+                if with_color:
+                    dx = G[G_PX, i] - cam[C_PX]
+                    dy = G[G_PY, i] - cam[C_PY]
+                    dz = G[G_PZ, i] - cam[C_PZ]
+                    if g < nsh:
+                        _sh_color(sh, g, dx, dy, dz, rec, k)
+                    else:
+                        _sh_color(csh, g - nsh, dx, dy, dz, rec, k)
+                k += 1
     return k - k0
 
 
@@ -633,15 +718,16 @@ def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, tw, ntx, alpha):
 
 
 @njit(cache=True, nogil=True)
-def render_view_rgb(G, bounds, gid, sh, cam, rec, keyf, rgid, srec, tw, ntx, nty, W, H, bg, rgb, depth, alpha,
-                    depth_min_alpha):
-    """One whole view in one thread: cull + project every block, sort and bin, composite every tile.
+def render_view_rgb(G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec, keyf, rgid, srec,
+                    tw, ntx, nty, W, H, bg, rgb, depth, alpha, depth_min_alpha):
+    """One whole view in one thread: cull + project every cell, sort and bin, composite every tile.
 
     The batched path runs one view per thread (views of a batch share the threads), which for small
     images beats splitting one view across threads: no hand-offs, no per-stage Python. Same stages
     and order as the per-view path, so the pixels are identical.
     """
-    n = project_blocks(0, bounds.shape[0], G, bounds, gid, sh, cam, rec, keyf, rgid, 0, True)
+    n = project_cells(0, cells.shape[0], G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec,
+                      keyf, rgid, 0, True)
     offsets, lists = sort_and_bin(rec, keyf, rgid, n, tw, ntx, nty, srec, NREC)
     tiles = np.arange(ntx * nty)
     raster_tiles_rgb(tiles, srec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha)
