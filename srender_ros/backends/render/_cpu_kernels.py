@@ -195,6 +195,78 @@ def span_bounds(G, bstart):
     return out
 
 
+@njit(cache=True, nogil=True)
+def merge_runs(starts, pos, cov, op, col):
+    """Merge each run [starts[s], starts[s+1]) of Gaussians into one by moment matching.
+
+    Weights w = o tr(Sigma); mean and covariance (about the merged mean) by w, colour (all SH
+    coefficients) by w, opacity min(max o, sum w / tr(merged Sigma)). pos [n, 3], cov [n, 6]
+    (xx xy xz yy yz zz), op [n], col [n, K, 3]; returns the same for the S runs.
+    """
+    ns = starts.shape[0]
+    n = op.shape[0]
+    kd = col.shape[1]
+    mpos = np.zeros((ns, 3))
+    mcov = np.zeros((ns, 6))
+    mop = np.zeros(ns)
+    mcol = np.zeros((ns, kd, 3), np.float32)
+    acc = np.zeros((kd, 3))
+    for s in range(ns):
+        a = starts[s]
+        b = starts[s + 1] if s + 1 < ns else n
+        sw = 0.0
+        omax = 0.0
+        px = 0.0
+        py = 0.0
+        pz = 0.0
+        acc[:, :] = 0.0
+        for i in range(a, b):
+            w = op[i] * max(cov[i, 0] + cov[i, 3] + cov[i, 5], 1e-30)
+            sw += w
+            omax = max(omax, op[i])
+            px += w * pos[i, 0]
+            py += w * pos[i, 1]
+            pz += w * pos[i, 2]
+            for k in range(kd):
+                for ch in range(3):
+                    acc[k, ch] += w * col[i, k, ch]
+        px /= sw
+        py /= sw
+        pz /= sw
+        c0 = 0.0
+        c1 = 0.0
+        c2 = 0.0
+        c3 = 0.0
+        c4 = 0.0
+        c5 = 0.0
+        for i in range(a, b):
+            w = op[i] * max(cov[i, 0] + cov[i, 3] + cov[i, 5], 1e-30)
+            dx = pos[i, 0] - px
+            dy = pos[i, 1] - py
+            dz = pos[i, 2] - pz
+            c0 += w * (cov[i, 0] + dx * dx)
+            c1 += w * (cov[i, 1] + dx * dy)
+            c2 += w * (cov[i, 2] + dx * dz)
+            c3 += w * (cov[i, 3] + dy * dy)
+            c4 += w * (cov[i, 4] + dy * dz)
+            c5 += w * (cov[i, 5] + dz * dz)
+        mpos[s, 0] = px
+        mpos[s, 1] = py
+        mpos[s, 2] = pz
+        mcov[s, 0] = c0 / sw
+        mcov[s, 1] = c1 / sw
+        mcov[s, 2] = c2 / sw
+        mcov[s, 3] = c3 / sw
+        mcov[s, 4] = c4 / sw
+        mcov[s, 5] = c5 / sw
+        mtr = max(mcov[s, 0] + mcov[s, 3] + mcov[s, 5], 1e-30)
+        mop[s] = min(omax, sw / mtr)
+        for k in range(kd):
+            for ch in range(3):
+                mcol[s, k, ch] = acc[k, ch] / sw
+    return mpos, mcov, mop, mcol
+
+
 @njit(cache=True, inline="always")
 def _block_visible(bounds, b, cam):
     """False when no Gaussian of block b can pass :func:`_project_block` (conservative sphere test).

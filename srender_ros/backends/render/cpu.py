@@ -57,28 +57,11 @@ _PRECULL_SAFETY = 1.01
 _PreparedWorld = PreparedWorld
 
 
-def _morton_order(points: NDArray[np.float32]) -> NDArray[np.int64]:
-    """Stable order of [M, 3] points along a 30-bit Morton curve (so index blocks are compact in space)."""
-    p = points.astype(np.float64)
-    lo = p.min(axis=0)
-    span = np.maximum(p.max(axis=0) - lo, 1e-12)
-    q = np.clip(((p - lo) / span * 1023.0).astype(np.uint64), 0, 1023)
-    code = np.zeros(len(p), np.uint64)
-    for bit in range(10):
-        for axis in range(3):
-            code |= ((q[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
-    return np.argsort(code, kind="stable").astype(np.int64)
-
-
 def _prepare(world: GaussianWorld) -> _PreparedWorld:
     # Gaussians below the alpha threshold can never be drawn (gsplat culls them in projection).
     opac = 1.0 / (1.0 + np.exp(-world.opacity_logits.astype(np.float64)))
     kept = np.nonzero(opac >= ALPHA_THRESHOLD)[0].astype(np.int64)
-    order = kept[_morton_order(world.means[kept])] if len(kept) else kept
-    G = np.empty((K.NG, len(order)))
-    if len(order):
-        K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, order, G)
-    return build_index(G, order, world.sh)
+    return build_index(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, kept, world.sh)
 
 
 def lod_factor(intrinsics: Intrinsics, lod_px: float) -> float:

@@ -47,8 +47,8 @@ DEFAULT_LOD_PX = 1.0
 class PreparedWorld(NamedTuple):
     """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255), indexed.
 
-    Columns of G: every cell's fine level, then the coarse levels, each (cell, level) group a run of
-    whole blocks in Morton order within the cell.
+    Columns of G: level 0 (the fine Gaussians) of every cell, then level 1 of every cell, ...; each
+    (level, cell) group is a run of whole blocks, in Morton order of 3 cm voxels within the cell.
     """
 
     G: NDArray[np.float64]  # [NG, M] float64 rows (see _cpu_kernels.G_*)
@@ -73,85 +73,73 @@ def voxel_sizes(cell_m: float = LOD_CELL_M, levels: int = LOD_LEVELS) -> NDArray
     return np.array([0.0] + [cell_m / 64.0 * 2.0 ** (level - 1) for level in range(1, levels + 1)])
 
 
-def _morton_codes(q: NDArray[np.int64]) -> NDArray[np.uint64]:
-    """30-bit Morton codes of [n, 3] integers in 0..1023."""
-    qq = np.clip(q, 0, 1023).astype(np.uint64)
-    code = np.zeros(len(qq), np.uint64)
-    for bit in range(10):
+def _morton_codes(q: NDArray[np.int64], bits: int) -> NDArray[np.int64]:
+    """Morton codes of [n, 3] integers in 0..2**bits - 1 (3 * bits bits)."""
+    qq = q.astype(np.int64)
+    code = np.zeros(len(qq), np.int64)
+    for bit in range(bits):
         for axis in range(3):
-            code |= ((qq[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
+            code |= ((qq[:, axis] >> bit) & 1) << (3 * bit + axis)
     return code
 
 
-def _merge_level(pos: NDArray[np.float64], cov: NDArray[np.float64], op: NDArray[np.float64],
-                 col: NDArray[np.float32], cell: NDArray[np.int64], voxel_m: float
-                 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float32],
-                            NDArray[np.int64]]:
-    """Merge Gaussians that share a cell and a voxel of edge voxel_m (moment matching, see module doc).
-
-    Args: pos [n, 3] m, cov [n, 6] (xx xy xz yy yz zz) m^2, op [n], col [n, K, 3], cell [n] cell ids.
-    Returns: the same arrays for the merged Gaussians (sorted by cell, then voxel).
-    """
-    vk = np.floor(pos / voxel_m).astype(np.int64)
-    order = np.lexsort((vk[:, 2], vk[:, 1], vk[:, 0], cell))
-    vs, cs = vk[order], cell[order]
-    new = np.ones(len(order), bool)
-    new[1:] = (cs[1:] != cs[:-1]) | np.any(vs[1:] != vs[:-1], axis=1)
-    starts = np.nonzero(new)[0]
-    p, c, o = pos[order], cov[order], op[order]
-    tr = np.maximum(c[:, 0] + c[:, 3] + c[:, 5], 1e-30)
-    w = o * tr
-    sw = np.add.reduceat(w, starts)
-    mean = np.add.reduceat(p * w[:, None], starts) / sw[:, None]
-    d = p - np.repeat(mean, np.diff(np.append(starts, len(order))), axis=0)
-    outer = np.stack([d[:, 0] * d[:, 0], d[:, 0] * d[:, 1], d[:, 0] * d[:, 2],
-                      d[:, 1] * d[:, 1], d[:, 1] * d[:, 2], d[:, 2] * d[:, 2]], axis=1)
-    mcov = np.add.reduceat((c + outer) * w[:, None], starts) / sw[:, None]
-    mtr = np.maximum(mcov[:, 0] + mcov[:, 3] + mcov[:, 5], 1e-30)
-    mop = np.minimum(np.maximum.reduceat(o, starts), np.add.reduceat(o * tr, starts) / mtr)
-    wc = (col[order].astype(np.float64) * w[:, None, None])
-    mcol = (np.add.reduceat(wc, starts) / sw[:, None, None]).astype(np.float32)
-    return mean, mcov, mop, mcol, cs[starts]
-
-
-def build_index(G_fine: NDArray[np.float64], gid_fine: NDArray[np.int64], sh: NDArray[np.float32],
+def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scales: NDArray[np.float32],
+                logits: NDArray[np.float32], kept: NDArray[np.int64], sh: NDArray[np.float32],
                 grid: CellGrid | None = None, levels: int = LOD_LEVELS) -> PreparedWorld:
     """Group prepared fine columns by cell, build the coarse levels and the block/cell tables.
 
+    One sort by (cell, Morton code of the level-1 voxel inside the cell): voxels nest, so the
+    Gaussians of every level's voxel are then one run (the code shifted by 3 bits per level), and
+    each level is merged from the one below by run sums.
+
     Args:
-        G_fine: [NG, n] prepared constants of the drawable Gaussians (any order).
-        gid_fine: [n] their world indices. sh: [N, K, 3] the world's SH coefficients.
-        grid: the cell grid (default CellGrid(LOD_CELL_M)). levels: coarse levels to build.
+        means, quats, log_scales, logits: the world's arrays ([N, 3], [N, 4] wxyz, [N, 3], [N]).
+        kept: [n] indices of the drawable Gaussians. sh: [N, K, 3] the world's SH coefficients.
+        grid: the cell grid (default CellGrid(LOD_CELL_M)). levels: coarse levels to build (<= 6).
     """
     grid = grid or CellGrid(LOD_CELL_M)
     nsh = sh.shape[0]
     kdim = sh.shape[1]
     vox = voxel_sizes(grid.size_m, levels)
-    n = G_fine.shape[1]
+    n = len(kept)
+    L1 = levels + 1
     if n == 0:
         z = np.zeros
         return PreparedWorld(z((K.NG, 0)), z(0, np.int64), sh, z((0, kdim, 3), np.float32), z(1, np.int64),
-                             z((0, 5)), z((0, 5)), z((0, levels + 1, 2), np.int64), z(1, np.int64), vox)
-    pos = G_fine[[K.G_PX, K.G_PY, K.G_PZ]].T.copy()
+                             z((0, 5)), z((0, 5)), z((0, L1, 2), np.int64), z(1, np.int64), vox)
+    pos = means[kept].astype(np.float64)
     keys = grid.keys(pos)
-    ukeys, cell = np.unique(keys, axis=0, return_inverse=True)
-    cell = cell.reshape(-1).astype(np.int64)
-    nc = len(ukeys)
-    lo = ukeys.astype(np.float64) * grid.size_m
-
-    # Level groups: (cell, level, morton within cell) for every column, fine and coarse.
-    cols = [G_fine]
-    gids = [gid_fine]
-    lvl_of = [np.zeros(n, np.int64)]
-    cell_of = [cell]
-    cov = G_fine[[K.G_XX, K.G_XY, K.G_XZ, K.G_YY, K.G_YZ, K.G_ZZ]].T.copy()
-    op = G_fine[K.G_OP].copy()
-    col = sh[gid_fine]
-    cpos, ccell = pos, cell
+    # One int64 per cell (21 bits per axis), then cell ids 0..nc-1 in key order.
+    ck = ((keys[:, 0] + (1 << 20)) << 42) | ((keys[:, 1] + (1 << 20)) << 21) | (keys[:, 2] + (1 << 20))
+    sub = 6  # level-1 voxels per cell edge: 2**6
+    v1 = grid.size_m / (1 << sub)
+    q = np.clip(np.floor((pos - keys * grid.size_m) / v1).astype(np.int64), 0, (1 << sub) - 1)
+    order = np.lexsort((_morton_codes(q, sub), ck))
+    ck_s = ck[order]
+    new_cell = np.ones(n, bool)
+    new_cell[1:] = ck_s[1:] != ck_s[:-1]
+    cell = np.cumsum(new_cell) - 1
+    nc = int(cell[-1]) + 1
+    code = _morton_codes(q[order], sub)
+    Gf = np.empty((K.NG, n))
+    K.prepare_world(means, quats, log_scales, logits, kept[order], Gf)
+    cols = [Gf]
+    gids = [kept[order]]
+    cells_of = [cell]
+    cpos = pos[order]
+    cov = np.ascontiguousarray(Gf[[K.G_XX, K.G_XY, K.G_XZ, K.G_YY, K.G_YZ, K.G_ZZ]].T)
+    op = Gf[K.G_OP].copy()
+    col = sh[gids[0]]
+    ccell = cell
     csh_parts: list[NDArray[np.float32]] = []
     nco = 0
-    for level in range(1, levels + 1):
-        cpos, cov, op, col, ccell = _merge_level(cpos, cov, op, col, ccell, float(vox[level]))
+    for level in range(1, L1):
+        key = code >> (3 * (level - 1))
+        new = np.ones(len(key), bool)
+        new[1:] = (ccell[1:] != ccell[:-1]) | (key[1:] != key[:-1])
+        starts = np.nonzero(new)[0]
+        cpos, cov, op, col = K.merge_runs(starts, cpos, cov, op, col)
+        code, ccell = code[starts], ccell[starts]
         m = len(op)
         Gc = np.empty((K.NG, m))
         Gc[K.G_PX], Gc[K.G_PY], Gc[K.G_PZ] = cpos.T
@@ -165,31 +153,21 @@ def build_index(G_fine: NDArray[np.float64], gid_fine: NDArray[np.int64], sh: ND
         Gc[K.G_SMAX2] = cov[:, 0] + cov[:, 3] + cov[:, 5]  # trace >= largest eigenvalue (culling only)
         cols.append(Gc)
         gids.append(nsh + nco + np.arange(m, dtype=np.int64))
-        lvl_of.append(np.full(m, level, np.int64))
-        cell_of.append(ccell)
+        cells_of.append(ccell)
         csh_parts.append(col)
         nco += m
-    G_all = np.concatenate(cols, axis=1)
-    gid_all = np.concatenate(gids)
-    lvl_all = np.concatenate(lvl_of)
-    cell_all = np.concatenate(cell_of)
-    pall = G_all[[K.G_PX, K.G_PY, K.G_PZ]].T
-    q = np.floor((pall - lo[cell_all]) / grid.size_m * 1024.0).astype(np.int64)
-    order = np.lexsort((_morton_codes(q), lvl_all, cell_all))
-    G = np.ascontiguousarray(G_all[:, order])
-    gid = gid_all[order]
-    lvl_s, cell_s = lvl_all[order], cell_all[order]
-
-    # Counts per (cell, level), then blocks of at most BLOCK columns inside each group.
-    L1 = levels + 1
-    counts = np.bincount(cell_s * L1 + lvl_s, minlength=nc * L1).reshape(nc, L1)
-    gstart = np.concatenate([[0], np.cumsum(counts.reshape(-1))])[:-1]
-    nblk = -(-counts.reshape(-1) // K.BLOCK)
+    # Columns: level 0 of every cell, then level 1 of every cell, ...: each (level, cell) group is one run.
+    G = np.concatenate(cols, axis=1)
+    gid = np.concatenate(gids)
+    counts = np.stack([np.bincount(c, minlength=nc) for c in cells_of], axis=1)  # [nc, L1]
+    cl = counts.T.reshape(-1)  # level-major group sizes
+    gstart = np.concatenate([[0], np.cumsum(cl)])[:-1]
+    nblk = -(-cl // K.BLOCK)
     first_blk = np.concatenate([[0], np.cumsum(nblk)])
     within = np.arange(int(first_blk[-1])) - np.repeat(first_blk[:-1], nblk)
     bs = np.repeat(gstart, nblk) + within * K.BLOCK
     bstart = np.append(bs, G.shape[1]).astype(np.int64)
-    crange = np.stack([first_blk[:-1], first_blk[1:]], axis=1).reshape(nc, L1, 2).astype(np.int64)
+    crange = np.stack([first_blk[:-1], first_blk[1:]], axis=1).reshape(L1, nc, 2).transpose(1, 0, 2).copy()
     # A level that merged nothing in a cell is the finer level again: draw that one (same Gaussians).
     for level in range(1, L1):
         same = counts[:, level] == counts[:, level - 1]
@@ -197,8 +175,8 @@ def build_index(G_fine: NDArray[np.float64], gid_fine: NDArray[np.int64], sh: ND
     bounds = K.span_bounds(G, bstart)
     # Cell spheres: around the fine level's blocks (coarse means lie in their convex hull), with the
     # largest ext * s_max of any level.
-    blk_cell = np.repeat(np.repeat(np.arange(nc), L1), nblk)
-    blk_lvl = np.repeat(np.tile(np.arange(L1), nc), nblk)
+    blk_cell = np.repeat(np.tile(np.arange(nc), L1), nblk)
+    blk_lvl = np.repeat(np.repeat(np.arange(L1), nc), nblk)
     fine = blk_lvl == 0
     bmin = bounds[:, :3] - bounds[:, 3:4]
     bmax = bounds[:, :3] + bounds[:, 3:4]
