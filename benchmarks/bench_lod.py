@@ -122,6 +122,9 @@ def main() -> int:
     ap.add_argument("--length-m", type=float, default=300.0)
     ap.add_argument("--spacing-m", type=float, default=0.08)
     ap.add_argument("--ahead-m", type=float, default=30.0)
+    ap.add_argument("--local-length-m", type=float, default=None,
+                    help="instead of --ahead-m: the local world is the street's first this many metres "
+                         "(e.g. a third of --length-m: the same poses as the world grows 3x)")
     ap.add_argument("--poses", type=int, default=100)
     ap.add_argument("--resolution", default="320x240")
     ap.add_argument("--fov-deg", type=float, default=90.0)
@@ -138,7 +141,8 @@ def main() -> int:
     x_last = float(T[-1, 0, 3])
     t0 = time.perf_counter()
     drive = street_world(args.length_m, args.spacing_m)
-    local = crop(drive, -5.0, x_last + args.ahead_m)
+    local = (crop(drive, -10.0, -10.0 + args.local_length_m) if args.local_length_m
+             else crop(drive, -5.0, x_last + args.ahead_m))
     print(f"worlds: drive {len(drive):,} Gaussians, local {len(local):,} "
           f"(built in {time.perf_counter() - t0:.1f} s); poses x 0..{x_last:.0f} m")
     low = intr.scaled(0.5)

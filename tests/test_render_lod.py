@@ -16,7 +16,7 @@ from srender_ros.errors import InputError
 INTR = Intrinsics.from_fov(96, 72, 60.0)
 
 
-def wall(n_side: int = 60, spacing: float = 0.01, centre: tuple[float, float, float] = (1.0, 1.0, 1.0),
+def wall(n_side: int = 60, spacing: float = 0.01, centre: tuple[float, float, float] = (0.5, 0.5, 0.5),
          seed: int = 0) -> GaussianWorld:
     """A dense flat patch of tiny Gaussians facing -z (the camera's z), inside one 2 m cell."""
     rng = np.random.default_rng(seed)
@@ -55,7 +55,7 @@ def test_rule_picks_level_by_projected_size() -> None:
     assert counts[-1] < counts[0] / 50  # coarse levels really merge
     seen = set()
     for d in (0.8, 1.0, 3.0, 6.0, 12.0, 25.0, 50.0, 100.0):
-        T = looking_at((1.0, 1.0, 1.0), d)
+        T = looking_at((0.5, 0.5, 0.5), d)
         cam = camera_vector(INTR, invert_transform(T)[0], T[0, :3, 3])
         # Distance is measured to the cell's bounding sphere (conservative: never coarser than at the centre).
         d_sphere = max(float(np.linalg.norm(T[0, :3, 3] - p.cells[0, :3])) - p.cells[0, 3], 0.01)
@@ -73,7 +73,7 @@ def test_rule_picks_level_by_projected_size() -> None:
 
 def test_near_camera_renders_exactly_the_fine_level() -> None:
     world = wall()
-    T = looking_at((1.0, 1.0, 1.0), 0.4)
+    T = looking_at((0.5, 0.5, 0.5), 0.4)
     lod, exact = CpuRenderer(lod_px=1.0), CpuRenderer(lod_px=0.0)
     a, b = lod.render(world, INTR, T), exact.render(world, INTR, T)
     np.testing.assert_array_equal(a.rgb, b.rgb)
@@ -83,7 +83,7 @@ def test_near_camera_renders_exactly_the_fine_level() -> None:
 
 def test_far_camera_draws_coarse_levels_close_to_exact() -> None:
     world = wall(n_side=120, spacing=0.008)
-    T = np.concatenate([looking_at((1.0, 1.0, 1.0), d) for d in (4.0, 8.0)])
+    T = np.concatenate([looking_at((0.5, 0.5, 0.5), d) for d in (4.0, 8.0)])
     lod, exact = CpuRenderer(lod_px=1.0), CpuRenderer(lod_px=0.0)
     a, b = lod.render(world, INTR, T), exact.render(world, INTR, T)
     assert not np.array_equal(a.rgb, b.rgb)  # the coarse level was drawn
@@ -111,7 +111,7 @@ def test_merge_runs_is_moment_matching() -> None:
 
 def test_batch_and_coverage_use_the_same_levels() -> None:
     world = wall(n_side=80, spacing=0.01)
-    T = np.concatenate([looking_at((1.0, 1.0, 1.0), d) for d in (0.5, 3.0, 6.0, 9.0)])
+    T = np.concatenate([looking_at((0.5, 0.5, 0.5), d) for d in (0.5, 3.0, 6.0, 9.0)])
     r = CpuRenderer(lod_px=1.0)
     single = r.render(world, INTR, T)
     batch = r.render_batch([world], np.zeros(len(T), int), INTR, T)

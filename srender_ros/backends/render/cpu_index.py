@@ -1,10 +1,10 @@
 """The CPU renderer's spatial index and level of detail (built once per world in the prepared cache).
 
 A world's drawable Gaussians are grouped by the cells of a :class:`~srender_ros.core.cells.CellGrid`
-(``LOD_CELL_M`` = 2 m cubes; a sub-grid of the 8 m storage grid, so every LOD cell lies in exactly
+(``LOD_CELL_M`` = 1 m cubes; a sub-grid of the 8 m storage grid, so every LOD cell lies in exactly
 one storage cell). Each cell holds its **fine level** (the world's own Gaussians, level 0) and up to
 ``LOD_LEVELS`` **coarse levels**: level l merges the Gaussians of level l-1 that fall in one voxel
-of edge ``v_l = LOD_CELL_M / 64 * 2**(l-1)`` (3.1 cm, 6.25 cm, ... 1 m; voxels nest in cells) into
+of edge ``v_l = LOD_CELL_M / 64 * 2**(l-1)`` (1.6 cm, 3.1 cm, ... 1 m; voxels nest in cells) into
 one Gaussian by moment matching (weights w = opacity x trace of the covariance, an area proxy):
 
 - mean = sum w mu / sum w; covariance = sum w (Sigma + (mu - mean)(mu - mean)^T) / sum w;
@@ -37,9 +37,9 @@ from srender_ros.backends.render import _cpu_kernels as K
 from srender_ros.core.cells import CellGrid
 
 #: Edge of an LOD/culling cell in metres (divides the storage grid's 8 m).
-LOD_CELL_M = 2.0
+LOD_CELL_M = 1.0
 #: Coarse levels per cell: voxel edges LOD_CELL_M / 64 * 2**(l-1) for l = 1..LOD_LEVELS.
-LOD_LEVELS = 6
+LOD_LEVELS = 7
 #: Default projected voxel size (px) under which a coarse level is drawn; 0 disables LOD.
 DEFAULT_LOD_PX = 1.0
 
@@ -48,7 +48,7 @@ class PreparedWorld(NamedTuple):
     """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255), indexed.
 
     Columns of G: level 0 (the fine Gaussians) of every cell, then level 1 of every cell, ...; each
-    (level, cell) group is a run of whole blocks, in Morton order of 3 cm voxels within the cell.
+    (level, cell) group is a run of whole blocks, in Morton order of 1/64-cell voxels within the cell.
     """
 
     G: NDArray[np.float64]  # [NG, M] float64 rows (see _cpu_kernels.G_*)
@@ -95,7 +95,7 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     Args:
         means, quats, log_scales, logits: the world's arrays ([N, 3], [N, 4] wxyz, [N, 3], [N]).
         kept: [n] indices of the drawable Gaussians. sh: [N, K, 3] the world's SH coefficients.
-        grid: the cell grid (default CellGrid(LOD_CELL_M)). levels: coarse levels to build (<= 6).
+        grid: the cell grid (default CellGrid(LOD_CELL_M)). levels: coarse levels to build (<= 7).
     """
     grid = grid or CellGrid(LOD_CELL_M)
     nsh = sh.shape[0]
