@@ -57,8 +57,10 @@ def test_rule_picks_level_by_projected_size() -> None:
     for d in (0.8, 1.0, 3.0, 6.0, 12.0, 25.0, 50.0, 100.0):
         T = looking_at((0.5, 0.5, 0.5), d)
         cam = camera_vector(INTR, invert_transform(T)[0], T[0, :3, 3])
-        # Distance is measured to the cell's bounding sphere (conservative: never coarser than at the centre).
-        d_sphere = max(float(np.linalg.norm(T[0, :3, 3] - p.cells[0, :3])) - p.cells[0, 3], 0.01)
+        # Distance to the box of the cell's Gaussian centres (no Gaussian is nearer).
+        means = world.means.astype(np.float64)
+        gap = np.maximum(np.maximum(means.min(0) - T[0, :3, 3], 0.0), T[0, :3, 3] - means.max(0))
+        d_sphere = max(float(np.linalg.norm(gap)), 0.01)
         level = K.cell_level(p.cells, 0, cam, p.lodvox, lod_factor(INTR, 1.0))
         assert level == expected_level(d_sphere, 1.0)
         seen.add(level)

@@ -439,11 +439,12 @@ def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, keyf, rgid, k0, with_co
 @njit(cache=True, inline="always")
 def cell_level(cells, c, cam, lodvox, lod_k):
     """Level drawn for cell c: the coarsest l with lodvox[l] * lod_k <= distance to the cell's sphere
-    (lod_k = max(fx, fy) / lod_px); 0 (fine) when none qualifies. See cpu_index's module doc."""
-    dx = cam[C_PX] - cells[c, 0]
-    dy = cam[C_PY] - cells[c, 1]
-    dz = cam[C_PZ] - cells[c, 2]
-    d = max(math.sqrt(dx * dx + dy * dy + dz * dz) - cells[c, 3], cam[C_NEAR])
+    (lod_k = max(fx, fy) / lod_px), the distance taken to the box of the cell's Gaussian centres
+    (cells[c, 5:8] min, cells[c, 8:11] max); 0 (fine) when none qualifies. See cpu_index's module doc."""
+    dx = max(cells[c, 5] - cam[C_PX], 0.0, cam[C_PX] - cells[c, 8])
+    dy = max(cells[c, 6] - cam[C_PY], 0.0, cam[C_PY] - cells[c, 9])
+    dz = max(cells[c, 7] - cam[C_PZ], 0.0, cam[C_PZ] - cells[c, 10])
+    d = max(math.sqrt(dx * dx + dy * dy + dz * dz), cam[C_NEAR])
     for level in range(lodvox.shape[0] - 1, 0, -1):
         if lodvox[level] * lod_k <= d:
             return level

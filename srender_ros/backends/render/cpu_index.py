@@ -13,7 +13,8 @@ one Gaussian by moment matching (weights w = opacity x trace of the covariance, 
   opaque member (a dense patch stays as opaque as its members, a sparse one becomes fainter).
 
 **The rule** (per view, per cell; :func:`_cpu_kernels.project_cells`): with d the distance from the
-camera centre to the cell's bounding sphere (at least the near plane) and f = max(fx, fy), the cell
+camera centre to the bounding box of the cell's Gaussian centres (at least the near plane; no
+Gaussian of the cell is nearer) and f = max(fx, fy), the cell
 is drawn at the coarsest level l whose voxel projects to at most ``lod_px`` pixels:
 ``f * v_l / d <= lod_px``; level 0 (the exact fine Gaussians) when no level qualifies. With
 ``lod_px = 1`` a merged Gaussian is at most about 0.3 px (sigma of a uniformly filled voxel is
@@ -40,6 +41,9 @@ from srender_ros.core.cells import CellGrid
 LOD_CELL_M = 1.0
 #: Coarse levels per cell: voxel edges LOD_CELL_M / 64 * 2**(l-1) for l = 1..LOD_LEVELS.
 LOD_LEVELS = 7
+#: A coarse level is stored in a cell only where it has at most this fraction of the Gaussians of
+#: the level drawn below it; elsewhere the finer level is drawn (more exact, at most 1/ratio more).
+STORE_RATIO = 0.7
 #: Default projected voxel size (px) under which a coarse level is drawn; 0 disables LOD.
 DEFAULT_LOD_PX = 1.0
 
@@ -57,7 +61,7 @@ class PreparedWorld(NamedTuple):
     csh: NDArray[np.float32]  # [Mc, K, 3] SH of the coarse Gaussians
     bstart: NDArray[np.int64]  # [nb + 1] first column of each block
     bounds: NDArray[np.float64]  # [nb, 5] block bounding spheres (centre, radius, max ext * s_max)
-    cells: NDArray[np.float64]  # [nc, 5] cell bounding spheres over all levels
+    cells: NDArray[np.float64]  # [nc, 11] bounding sphere over all levels (5, as bounds), box of the means (6)
     crange: NDArray[np.int64]  # [nc, LOD_LEVELS + 1, 2] block range of each level of each cell
     crow: NDArray[np.int64]  # [nc + 1] cumulative fine counts: record rows a range of cells may need
     lodvox: NDArray[np.float64]  # [LOD_LEVELS + 1] voxel edge per level (0 for the fine level)
@@ -106,7 +110,7 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     if n == 0:
         z = np.zeros
         return PreparedWorld(z((K.NG, 0)), z(0, np.int64), sh, z((0, kdim, 3), np.float32), z(1, np.int64),
-                             z((0, 5)), z((0, 5)), z((0, L1, 2), np.int64), z(1, np.int64), vox)
+                             z((0, 5)), z((0, 11)), z((0, L1, 2), np.int64), z(1, np.int64), vox)
     pos = means[kept].astype(np.float64)
     keys = grid.keys(pos)
     # One int64 per cell (21 bits per axis), then cell ids 0..nc-1 in key order.
@@ -133,6 +137,13 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     ccell = cell
     csh_parts: list[NDArray[np.float32]] = []
     nco = 0
+    # Working counts per cell and level; a level that merges little in a cell is not stored (its
+    # range points at the finer level's).
+    wcount = np.zeros((nc, L1), np.int64)
+    wcount[:, 0] = np.bincount(cell, minlength=nc)
+    scount = wcount[:, 0].copy()  # count of the level each cell's range points at
+    stored = np.zeros((nc, L1), bool)
+    stored[:, 0] = True
     for level in range(1, L1):
         key = code >> (3 * (level - 1))
         new = np.ones(len(key), bool)
@@ -140,21 +151,28 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
         starts = np.nonzero(new)[0]
         cpos, cov, op, col = K.merge_runs(starts, cpos, cov, op, col)
         code, ccell = code[starts], ccell[starts]
-        m = len(op)
-        Gc = np.empty((K.NG, m))
-        Gc[K.G_PX], Gc[K.G_PY], Gc[K.G_PZ] = cpos.T
-        for f, g in enumerate((K.G_XX, K.G_XY, K.G_XZ, K.G_YY, K.G_YZ, K.G_ZZ)):
-            Gc[g] = cov[:, f]
         op = np.clip(op, K.ALPHA_THR, K.MAX_ALPHA)
-        Gc[K.G_OP] = op
-        lnop = np.log(op / K.ALPHA_THR)
+        wcount[:, level] = np.bincount(ccell, minlength=nc)
+        # Stored only where it saves at least STORE_RATIO of the drawn Gaussians.
+        stored[:, level] = wcount[:, level] <= STORE_RATIO * scount
+        scount = np.where(stored[:, level], wcount[:, level], scount)
+        keep = stored[ccell, level]
+        m = int(keep.sum())
+        Gc = np.empty((K.NG, m))
+        Gc[K.G_PX], Gc[K.G_PY], Gc[K.G_PZ] = cpos[keep].T
+        kc = cov[keep]
+        for f, g in enumerate((K.G_XX, K.G_XY, K.G_XZ, K.G_YY, K.G_YZ, K.G_ZZ)):
+            Gc[g] = kc[:, f]
+        ko = op[keep]
+        Gc[K.G_OP] = ko
+        lnop = np.log(ko / K.ALPHA_THR)
         Gc[K.G_LNOP] = lnop
         Gc[K.G_EXT] = np.minimum(K.EXTEND, np.sqrt(2.0 * lnop))
-        Gc[K.G_SMAX2] = cov[:, 0] + cov[:, 3] + cov[:, 5]  # trace >= largest eigenvalue (culling only)
+        Gc[K.G_SMAX2] = kc[:, 0] + kc[:, 3] + kc[:, 5]  # trace >= largest eigenvalue (culling only)
         cols.append(Gc)
         gids.append(nsh + nco + np.arange(m, dtype=np.int64))
-        cells_of.append(ccell)
-        csh_parts.append(col)
+        cells_of.append(ccell[keep])
+        csh_parts.append(col[keep])
         nco += m
     # Columns: level 0 of every cell, then level 1 of every cell, ...: each (level, cell) group is one run.
     G = np.concatenate(cols, axis=1)
@@ -170,7 +188,7 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     crange = np.stack([first_blk[:-1], first_blk[1:]], axis=1).reshape(L1, nc, 2).transpose(1, 0, 2).copy()
     # A level that merged nothing in a cell is the finer level again: draw that one (same Gaussians).
     for level in range(1, L1):
-        same = counts[:, level] == counts[:, level - 1]
+        same = ~stored[:, level]
         crange[same, level] = crange[same, level - 1]
     bounds = K.span_bounds(G, bstart)
     # Cell spheres: around the fine level's blocks (coarse means lie in their convex hull), with the
@@ -184,7 +202,7 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     mx = np.full((nc, 3), -np.inf)
     np.minimum.at(mn, blk_cell[fine], bmin[fine])
     np.maximum.at(mx, blk_cell[fine], bmax[fine])
-    cells = np.zeros((nc, 5))
+    cells = np.zeros((nc, 11))
     cells[:, :3] = 0.5 * (mn + mx)
     reach = np.linalg.norm(bounds[:, :3] - cells[blk_cell, :3], axis=1) + bounds[:, 3]
     rad = np.zeros(nc)
@@ -194,5 +212,9 @@ def build_index(means: NDArray[np.float32], quats: NDArray[np.float32], log_scal
     np.maximum.at(se, blk_cell, bounds[:, 4])
     cells[:, 4] = se
     crow = np.concatenate([[0], np.cumsum(counts[:, 0])]).astype(np.int64)
+    # Bounding box of the cell's Gaussian centres (the LOD distance; coarse means lie inside it).
+    fpos = pos[order]
+    cells[:, 5:8] = np.minimum.reduceat(fpos, crow[:-1], axis=0)
+    cells[:, 8:11] = np.maximum.reduceat(fpos, crow[:-1], axis=0)
     csh = (np.concatenate(csh_parts) if csh_parts else np.zeros((0, kdim, 3), np.float32)).astype(np.float32)
     return PreparedWorld(G, gid, sh, csh, bstart, bounds, cells, crange, crow, vox)
