@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -51,7 +53,7 @@ def test_rule_picks_level_by_projected_size() -> None:
     p = _prepare(world)
     assert p.cells.shape[0] == 1  # the patch lies in one cell
     counts = [int(p.bstart[p.crange[0, lv, 1]] - p.bstart[p.crange[0, lv, 0]]) for lv in range(LOD_LEVELS + 1)]
-    assert counts[0] == len(world) and all(a >= b for a, b in zip(counts, counts[1:]))
+    assert counts[0] == len(world) and all(a >= b for a, b in itertools.pairwise(counts))
     assert counts[-1] < counts[0] / 50  # coarse levels really merge
     seen = set()
     for d in (0.8, 1.0, 3.0, 6.0, 12.0, 25.0, 50.0, 100.0):
