@@ -22,7 +22,7 @@ from srender_ros.errors import BackendUnavailableError, InputError
 
 TOL = 1e-4
 INTR = Intrinsics(64, 48, 50.0, 55.0, 31.0, 25.5)  # not tile-aligned, off-centre, non-square pixels
-CPU = CpuRenderer()
+CPU = CpuRenderer(lod_px=0)  # exact mode: parity with the reference (LOD: tests/test_render_lod.py)
 REF = ReferenceRenderer()
 
 

@@ -168,6 +168,105 @@ def block_bounds(G):
     return out
 
 
+@njit(cache=True, nogil=True)
+def span_bounds(G, bstart):
+    """Bounding spheres of the column ranges [bstart[b], bstart[b+1]): [nb, 5] centre xyz, radius,
+    max ext * s_max (the blocks of :mod:`srender_ros.backends.render.cpu_index`)."""
+    nb = bstart.shape[0] - 1
+    out = np.zeros((nb, 5))
+    for b in range(nb):
+        lo = bstart[b]
+        hi = bstart[b + 1]
+        for a in range(3):
+            mn = G[a, lo]
+            mx = G[a, lo]
+            for i in range(lo, hi):
+                mn = min(mn, G[a, i])
+                mx = max(mx, G[a, i])
+            out[b, a] = 0.5 * (mn + mx)
+        r2 = 0.0
+        se = 0.0
+        for i in range(lo, hi):
+            d2 = (G[0, i] - out[b, 0]) ** 2 + (G[1, i] - out[b, 1]) ** 2 + (G[2, i] - out[b, 2]) ** 2
+            r2 = max(r2, d2)
+            se = max(se, G[G_EXT, i] * math.sqrt(G[G_SMAX2, i]))
+        out[b, 3] = math.sqrt(r2) * (1.0 + 1e-9) + 1e-9
+        out[b, 4] = se
+    return out
+
+
+@njit(cache=True, nogil=True)
+def merge_runs(starts, pos, cov, op, col):
+    """Merge each run [starts[s], starts[s+1]) of Gaussians into one by moment matching.
+
+    Weights w = o tr(Sigma); mean and covariance (about the merged mean) by w, colour (all SH
+    coefficients) by w, opacity min(max o, sum w / tr(merged Sigma)). pos [n, 3], cov [n, 6]
+    (xx xy xz yy yz zz), op [n], col [n, K, 3]; returns the same for the S runs.
+    """
+    ns = starts.shape[0]
+    n = op.shape[0]
+    kd = col.shape[1]
+    mpos = np.zeros((ns, 3))
+    mcov = np.zeros((ns, 6))
+    mop = np.zeros(ns)
+    mcol = np.zeros((ns, kd, 3), np.float32)
+    acc = np.zeros((kd, 3))
+    for s in range(ns):
+        a = starts[s]
+        b = starts[s + 1] if s + 1 < ns else n
+        sw = 0.0
+        omax = 0.0
+        px = 0.0
+        py = 0.0
+        pz = 0.0
+        acc[:, :] = 0.0
+        for i in range(a, b):
+            w = op[i] * max(cov[i, 0] + cov[i, 3] + cov[i, 5], 1e-30)
+            sw += w
+            omax = max(omax, op[i])
+            px += w * pos[i, 0]
+            py += w * pos[i, 1]
+            pz += w * pos[i, 2]
+            for k in range(kd):
+                for ch in range(3):
+                    acc[k, ch] += w * col[i, k, ch]
+        px /= sw
+        py /= sw
+        pz /= sw
+        c0 = 0.0
+        c1 = 0.0
+        c2 = 0.0
+        c3 = 0.0
+        c4 = 0.0
+        c5 = 0.0
+        for i in range(a, b):
+            w = op[i] * max(cov[i, 0] + cov[i, 3] + cov[i, 5], 1e-30)
+            dx = pos[i, 0] - px
+            dy = pos[i, 1] - py
+            dz = pos[i, 2] - pz
+            c0 += w * (cov[i, 0] + dx * dx)
+            c1 += w * (cov[i, 1] + dx * dy)
+            c2 += w * (cov[i, 2] + dx * dz)
+            c3 += w * (cov[i, 3] + dy * dy)
+            c4 += w * (cov[i, 4] + dy * dz)
+            c5 += w * (cov[i, 5] + dz * dz)
+        mpos[s, 0] = px
+        mpos[s, 1] = py
+        mpos[s, 2] = pz
+        mcov[s, 0] = c0 / sw
+        mcov[s, 1] = c1 / sw
+        mcov[s, 2] = c2 / sw
+        mcov[s, 3] = c3 / sw
+        mcov[s, 4] = c4 / sw
+        mcov[s, 5] = c5 / sw
+        mtr = max(mcov[s, 0] + mcov[s, 3] + mcov[s, 5], 1e-30)
+        mop[s] = min(omax, sw / mtr)
+        for k in range(kd):
+            for ch in range(3):
+                mcol[s, k, ch] = acc[k, ch] / sw
+    return mpos, mcov, mop, mcol
+
+
 @njit(cache=True, inline="always")
 def _block_visible(bounds, b, cam):
     """False when no Gaussian of block b can pass :func:`_project_block` (conservative sphere test).
@@ -334,6 +433,65 @@ def project_blocks(b0, b1, G, bounds, gid, sh, cam, rec, keyf, rgid, k0, with_co
             if with_color:
                 _sh_color(sh, gid[i], G[G_PX, i] - cam[C_PX], G[G_PY, i] - cam[C_PY], G[G_PZ, i] - cam[C_PZ], rec, k)
             k += 1
+    return k - k0
+
+
+@njit(cache=True, inline="always")
+def cell_level(cells, c, cam, lodvox, lod_k):
+    """Level drawn for cell c: the coarsest l with lodvox[l] * lod_k <= distance to the cell's sphere
+    (lod_k = max(fx, fy) / lod_px), the distance taken to the box of the cell's Gaussian centres
+    (cells[c, 5:8] min, cells[c, 8:11] max); 0 (fine) when none qualifies. See cpu_index's module doc."""
+    dx = max(cells[c, 5] - cam[C_PX], 0.0, cam[C_PX] - cells[c, 8])
+    dy = max(cells[c, 6] - cam[C_PY], 0.0, cam[C_PY] - cells[c, 9])
+    dz = max(cells[c, 7] - cam[C_PZ], 0.0, cam[C_PZ] - cells[c, 10])
+    d = max(math.sqrt(dx * dx + dy * dy + dz * dz), cam[C_NEAR])
+    for level in range(lodvox.shape[0] - 1, 0, -1):
+        if lodvox[level] * lod_k <= d:
+            return level
+    return 0
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def project_cells(c0, c1, G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec, keyf, rgid, k0,
+                  with_color):
+    """Project the Gaussians of cells [c0, c1) at their chosen level into rec / keyf / rgid rows from k0 on.
+
+    Cells, then blocks, are culled against the widened frustum (conservative, as _block_visible);
+    rows are written in cell/block order; returns how many Gaussians survived.
+    """
+    tmp = np.empty(11 * BLOCK)
+    m = G.shape[1]
+    gf = G.ravel()
+    nsh = sh.shape[0]
+    k = k0
+    for c in range(c0, c1):
+        if not _block_visible(cells, c, cam):
+            continue
+        level = cell_level(cells, c, cam, lodvox, lod_k)
+        for blk in range(crange[c, level, 0], crange[c, level, 1]):
+            if not _block_visible(bounds, blk, cam):
+                continue
+            lo = bstart[blk]
+            n = bstart[blk + 1] - lo
+            _project_block(gf, m, lo, n, cam, tmp)
+            for q in range(n):
+                if tmp[10 * BLOCK + q] == 0.0:
+                    continue
+                for f in range(R_Z + 1):
+                    rec[k, f] = tmp[f * BLOCK + q]
+                keyf[k] = np.float32(tmp[9 * BLOCK + q])
+                i = lo + q
+                g = gid[i]
+                rgid[k] = g
+                if with_color:
+                    dx = G[G_PX, i] - cam[C_PX]
+                    dy = G[G_PY, i] - cam[C_PY]
+                    dz = G[G_PZ, i] - cam[C_PZ]
+                    if g < nsh:
+                        _sh_color(sh, g, dx, dy, dz, rec, k)
+                    else:
+                        _sh_color(csh, g - nsh, dx, dy, dz, rec, k)
+                k += 1
     return k - k0
 
 
@@ -633,15 +791,16 @@ def raster_tiles_alpha(tiles, rec, lists, offsets, W, H, tw, ntx, alpha):
 
 
 @njit(cache=True, nogil=True)
-def render_view_rgb(G, bounds, gid, sh, cam, rec, keyf, rgid, srec, tw, ntx, nty, W, H, bg, rgb, depth, alpha,
-                    depth_min_alpha):
-    """One whole view in one thread: cull + project every block, sort and bin, composite every tile.
+def render_view_rgb(G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec, keyf, rgid, srec,
+                    tw, ntx, nty, W, H, bg, rgb, depth, alpha, depth_min_alpha):
+    """One whole view in one thread: cull + project every cell, sort and bin, composite every tile.
 
     The batched path runs one view per thread (views of a batch share the threads), which for small
     images beats splitting one view across threads: no hand-offs, no per-stage Python. Same stages
     and order as the per-view path, so the pixels are identical.
     """
-    n = project_blocks(0, bounds.shape[0], G, bounds, gid, sh, cam, rec, keyf, rgid, 0, True)
+    n = project_cells(0, cells.shape[0], G, bstart, bounds, cells, crange, lodvox, lod_k, gid, sh, csh, cam, rec,
+                      keyf, rgid, 0, True)
     offsets, lists = sort_and_bin(rec, keyf, rgid, n, tw, ntx, nty, srec, NREC)
     tiles = np.arange(ntx * nty)
     raster_tiles_rgb(tiles, srec, lists, offsets, W, H, tw, ntx, bg, rgb, depth, alpha, depth_min_alpha)

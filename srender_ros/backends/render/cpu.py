@@ -18,17 +18,19 @@ thread pool (``NUMBA_NUM_THREADS`` workers, default: all CPUs).
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numba
 import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.backends.render import _cpu_kernels as K
+from srender_ros.backends.render.cpu_index import DEFAULT_LOD_PX, PreparedWorld, build_index
 from srender_ros.backends.render.projection import ALPHA_THRESHOLD, FOV_CLAMP_MARGIN, validate_poses
 from srender_ros.backends.render.reference import check_background, check_intrinsics, check_world
 from srender_ros.core.camera import Intrinsics
@@ -42,6 +44,7 @@ from srender_ros.core.ports.render import (
     render_per_world,
 )
 from srender_ros.core.world import GaussianWorld
+from srender_ros.errors import InputError
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -51,37 +54,33 @@ _R = TypeVar("_R")
 _PRECULL_SAFETY = 1.01
 
 
-class _PreparedWorld(NamedTuple):
-    """Per-world constants of the Gaussians that can ever be drawn (opacity >= 1/255)."""
-
-    G: NDArray[np.float64]  # [NG, M] float64 rows (see _cpu_kernels.G_*), Gaussians in Morton order
-    bounds: NDArray[np.float64]  # [ceil(M / BLOCK), 5] block bounding spheres
-    gid: NDArray[np.int64]  # [M] index into the world of each column of G
-    sh: NDArray[np.float32]  # [N, K, 3] the world's SH coefficients
-
-
-def _morton_order(points: NDArray[np.float32]) -> NDArray[np.int64]:
-    """Stable order of [M, 3] points along a 30-bit Morton curve (so index blocks are compact in space)."""
-    p = points.astype(np.float64)
-    lo = p.min(axis=0)
-    span = np.maximum(p.max(axis=0) - lo, 1e-12)
-    q = np.clip(((p - lo) / span * 1023.0).astype(np.uint64), 0, 1023)
-    code = np.zeros(len(p), np.uint64)
-    for bit in range(10):
-        for axis in range(3):
-            code |= ((q[:, axis] >> np.uint64(bit)) & np.uint64(1)) << np.uint64(3 * bit + axis)
-    return np.argsort(code, kind="stable").astype(np.int64)
+_PreparedWorld = PreparedWorld
 
 
 def _prepare(world: GaussianWorld) -> _PreparedWorld:
     # Gaussians below the alpha threshold can never be drawn (gsplat culls them in projection).
     opac = 1.0 / (1.0 + np.exp(-world.opacity_logits.astype(np.float64)))
     kept = np.nonzero(opac >= ALPHA_THRESHOLD)[0].astype(np.int64)
-    order = kept[_morton_order(world.means[kept])] if len(kept) else kept
-    G = np.empty((K.NG, len(order)))
-    if len(order):
-        K.prepare_world(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, order, G)
-    return _PreparedWorld(G, K.block_bounds(G), order, world.sh)
+    return build_index(world.means, world.quats_wxyz, world.log_scales, world.opacity_logits, kept, world.sh)
+
+
+def lod_factor(intrinsics: Intrinsics, lod_px: float) -> float:
+    """The kernels' lod_k = max(fx, fy) / lod_px (a cell takes level l when voxel_l * lod_k <= distance);
+    a huge number when lod_px <= 0 (LOD off: always the fine level)."""
+    if lod_px <= 0:
+        return 1e300
+    return max(intrinsics.fx_px, intrinsics.fy_px) / lod_px
+
+
+def default_lod_px() -> float:
+    """LOD threshold in px: ``SRENDER_CPU_LOD_PX`` if set (0 turns LOD off), else DEFAULT_LOD_PX."""
+    raw = os.environ.get("SRENDER_CPU_LOD_PX", "").strip()
+    if not raw:
+        return DEFAULT_LOD_PX
+    try:
+        return float(raw)
+    except ValueError:
+        raise InputError(f"SRENDER_CPU_LOD_PX={raw!r}: expected a number of pixels (0 turns LOD off)") from None
 
 
 def camera_vectors(intrinsics: Intrinsics, viewmats: NDArray[np.float64], campos: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -190,23 +189,30 @@ def _parallel_map(fn: Callable[..., _R], items: Sequence[_T], *args: Any) -> lis
     return list(pool.map(lambda x: fn(x, *args), items))
 
 
-def _coverage_views(views: range, p: _PreparedWorld, cams: NDArray[np.float64], W: int, H: int,
+def _project_cells(c0: int, c1: int, p: _PreparedWorld, lod_k: float, cam: NDArray[np.float64], buf: _Buffers,
+                   k0: int, with_color: bool) -> int:
+    """Project cells [c0, c1) of a prepared world into buf from row k0 (see _cpu_kernels.project_cells)."""
+    return int(K.project_cells(c0, c1, p.G, p.bstart, p.bounds, p.cells, p.crange, p.lodvox, lod_k, p.gid, p.sh,
+                               p.csh, cam, buf.rec, buf.keyf, buf.rgid, k0, with_color))
+
+
+def _coverage_views(views: range, p: _PreparedWorld, lod_k: float, cams: NDArray[np.float64], W: int, H: int,
                     out: NDArray[np.float32]) -> None:
     """Alpha of the given views one after another (one thread; the kernels release the GIL)."""
     tw, ntx, nty = _tiling(W, H, COVERAGE_TILE_W)
     tiles = np.arange(ntx * nty, dtype=np.int64)
-    buf = _Buffers(p.G.shape[1])
-    nb = p.bounds.shape[0]
+    buf = _thread_buffers(p.nrows)
+    nc = p.cells.shape[0]
     for v in views:
-        n = K.project_blocks(0, nb, p.G, p.bounds, p.gid, p.sh, cams[v], buf.rec, buf.keyf, buf.rgid, 0, False)
+        n = _project_cells(0, nc, p, lod_k, cams[v], buf, 0, False)
         offsets, lists = K.sort_and_bin(buf.rec, buf.keyf, buf.rgid, n, tw, ntx, nty, buf.srec, K.R_HY + 1)
         K.raster_tiles_alpha(tiles, buf.srec, lists, offsets, W, H, tw, ntx, out[v])
 
 
-def _project_part(blocks: tuple[int, int], p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, with_color: bool) -> int:
-    b0, b1 = blocks
-    return int(K.project_blocks(b0, b1, p.G, p.bounds, p.gid, p.sh, cam, buf.rec, buf.keyf, buf.rgid,
-                                b0 * K.BLOCK, with_color))
+def _project_part(cells: tuple[int, int], p: _PreparedWorld, lod_k: float, cam: NDArray[np.float64], buf: _Buffers,
+                  with_color: bool) -> int:
+    c0, c1 = cells
+    return _project_cells(c0, c1, p, lod_k, cam, buf, int(p.crow[c0]), with_color)
 
 
 #: Worlds whose per-world constants stay cached (a batch's worlds are never evicted while it runs).
@@ -235,7 +241,10 @@ class CpuRenderer:
 
     name = "cpu"
 
-    def __init__(self) -> None:
+    def __init__(self, lod_px: float | None = None) -> None:
+        """lod_px: projected voxel size (px) under which a cell's coarse level is drawn (see cpu_index);
+        0 turns level of detail off; None: ``SRENDER_CPU_LOD_PX`` or DEFAULT_LOD_PX (1 px)."""
+        self.lod_px = default_lod_px() if lod_px is None else float(lod_px)
         self._cache: weakref.WeakKeyDictionary[GaussianWorld, _PreparedWorld] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
@@ -255,14 +264,18 @@ class CpuRenderer:
 
     @staticmethod
     def _bin_view(
-        p: _PreparedWorld, cam: NDArray[np.float64], buf: _Buffers, tiling: tuple[int, int, int], with_color: bool
+        p: _PreparedWorld, lod_k: float, cam: NDArray[np.float64], buf: _Buffers, tiling: tuple[int, int, int],
+        with_color: bool
     ) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
         """Project (in threads), depth-sort into buf.srec and bin one view; returns (tile offsets, tile lists)."""
-        nb = p.bounds.shape[0]
         nparts = _num_threads()
-        bounds_of = [(c * nb // nparts, (c + 1) * nb // nparts) for c in range(nparts)]
-        starts = np.array([b0 * K.BLOCK for b0, _ in bounds_of], np.int64)
-        counts = np.array(_parallel_map(_project_part, bounds_of, p, cam, buf, with_color), np.int64)
+        # Cells split into parts of about equal fine Gaussian counts (rows start at crow[c0]).
+        cuts = np.searchsorted(p.crow, np.arange(nparts + 1) * (p.nrows / nparts), side="left")
+        cuts[0], cuts[-1] = 0, p.cells.shape[0]
+        cuts = np.maximum.accumulate(np.minimum(cuts, p.cells.shape[0]))
+        bounds_of = [(int(cuts[c]), int(cuts[c + 1])) for c in range(nparts)]
+        starts = np.array([p.crow[c0] for c0, _ in bounds_of], np.int64)
+        counts = np.array(_parallel_map(_project_part, bounds_of, p, lod_k, cam, buf, with_color), np.int64)
         n = K.compact_chunks(starts, counts, buf.rec, buf.keyf, buf.rgid)
         ncols = K.NREC if with_color else K.R_HY + 1
         tw, ntx, nty = tiling
@@ -298,7 +311,7 @@ class CpuRenderer:
         depth = np.empty((B, H, W), np.float32)
         alpha = np.empty((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.G.shape[1]
+        m = p.nrows
         if m == 0 or B == 0:
             rgb[:] = bg.astype(np.float32)
             depth[:] = np.nan
@@ -310,8 +323,9 @@ class CpuRenderer:
         parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         cams = camera_vectors(intrinsics, V, T[:, :3, 3])
+        lod_k = lod_factor(intrinsics, self.lod_px)
         for b in range(B):
-            offsets, lists = self._bin_view(p, cams[b], buf, tiling, with_color=True)
+            offsets, lists = self._bin_view(p, lod_k, cams[b], buf, tiling, with_color=True)
             _parallel_map(K.raster_tiles_rgb, parts, buf.srec, lists, offsets, W, H, tw, ntx, bg, rgb[b], depth[b],
                           alpha[b], DEPTH_MIN_ALPHA)
         return RenderOutput(rgb, depth, alpha)
@@ -359,20 +373,22 @@ class CpuRenderer:
         alpha = np.empty((B, H, W), np.float32)
         cams = camera_vectors(intrinsics, invert_transform(T), T[:, :3, 3])
         tw, ntx, nty = _tiling(W, H, RENDER_TILE_W)
-        m_max = max(p.G.shape[1] for p in prepared.values())
+        m_max = max(p.nrows for p in prepared.values())
+        lod_k = lod_factor(intrinsics, self.lod_px)
         counter = itertools.count()
 
         def worker(_: int) -> None:
             buf = _thread_buffers(m_max)
             while (b := next(counter)) < B:  # next() on a count is atomic under the GIL
                 p = prepared[int(idx[b])]
-                if p.G.shape[1] == 0:
+                if p.nrows == 0:
                     rgb[b] = bg.astype(np.float32)
                     depth[b] = np.nan
                     alpha[b] = 0.0
                     continue
-                K.render_view_rgb(p.G, p.bounds, p.gid, p.sh, cams[b], buf.rec, buf.keyf, buf.rgid, buf.srec,
-                                  tw, ntx, nty, W, H, bg, rgb[b], depth[b], alpha[b], DEPTH_MIN_ALPHA)
+                K.render_view_rgb(p.G, p.bstart, p.bounds, p.cells, p.crange, p.lodvox, lod_k, p.gid, p.sh, p.csh,
+                                  cams[b], buf.rec, buf.keyf, buf.rgid, buf.srec, tw, ntx, nty, W, H, bg, rgb[b],
+                                  depth[b], alpha[b], DEPTH_MIN_ALPHA)
 
         _parallel_map(worker, list(range(_num_threads())))
         return RenderOutput(rgb, depth, alpha)
@@ -394,15 +410,17 @@ class CpuRenderer:
         B, W, H = T.shape[0], intrinsics.width_px, intrinsics.height_px
         out = np.zeros((B, H, W), np.float32)
         p = self._prepared(world)
-        m = p.G.shape[1]
+        m = p.nrows
         if m == 0 or B == 0:
             return out
+        lod_k = lod_factor(intrinsics, self.lod_px)
         V = invert_transform(T)
         cams = camera_vectors(intrinsics, V, T[:, :3, 3])
         nthreads = _num_threads()
         if B >= 2 * nthreads:
             # Many poses: one view per thread at a time (views interleaved so threads share the work).
-            _parallel_map(_coverage_views, [range(c, B, 2 * nthreads) for c in range(2 * nthreads)], p, cams, W, H, out)
+            _parallel_map(_coverage_views, [range(c, B, 2 * nthreads) for c in range(2 * nthreads)], p, lod_k, cams, W, H,
+                          out)
             return out
         # Few poses: parallelize inside each view instead.
         tiling = _tiling(W, H, RENDER_TILE_W)
@@ -410,7 +428,7 @@ class CpuRenderer:
         parts = _tile_parts(ntx * nty)
         buf = _Buffers(m)
         for b in range(B):
-            offsets, lists = self._bin_view(p, cams[b], buf, tiling, with_color=False)
+            offsets, lists = self._bin_view(p, lod_k, cams[b], buf, tiling, with_color=False)
             _parallel_map(K.raster_tiles_alpha, parts, buf.srec, lists, offsets, W, H, tw, ntx, out[b])
         return out
 
