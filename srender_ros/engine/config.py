@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from srender_ros.core.ports.refine import RefineConfig
+from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.engine.lifting import LiftConfig
 from srender_ros.engine.scheduler import SchedulerKind, WalkSettings
 from srender_ros.errors import InputError
@@ -54,6 +54,9 @@ class PipelineConfig:
         lift: how keyframes become Gaussians.
         refine: photometric refinement of the world against its keyframes after every chunk that
             added keyframes (None = off; see docs/refine.md for what it costs and gains).
+        keyframe_refine: the fast refinement right after each keyframe is lifted: the new
+            keyframe's Gaussians and their neighbours fitted to it and its nearest earlier
+            keyframes for a fixed number of steps (colours and opacities; docs/refine.md). None = off.
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -72,6 +75,7 @@ class PipelineConfig:
     seed: int = 0
     lift: LiftConfig = field(default_factory=LiftConfig)
     refine: RefineConfig | None = None
+    keyframe_refine: KeyframeRefineConfig | None = field(default_factory=KeyframeRefineConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))
