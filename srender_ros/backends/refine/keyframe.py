@@ -51,6 +51,7 @@ class KeyframeView:
         target: [H*W, 3] keyframe image. mask: [H*W] pixels with known keyframe depth.
         width_px, height_px: image size.
         under: [H*W, 3] hole filling's colour under each pixel (from the unrefined render).
+        initial: [H*W, 3] the unrefined delivered (hole-filled) image.
     """
 
     gid: NDArray[np.int64]
@@ -63,6 +64,7 @@ class KeyframeView:
     width_px: int
     height_px: int
     under: NDArray[np.float64]
+    initial: NDArray[np.float64] | None = None
 
 
 def _candidates(world: GaussianWorld, kf: KeyframeRecord) -> NDArray[np.int64]:
@@ -120,6 +122,7 @@ def build_view(world: GaussianWorld, kf: KeyframeRecord) -> KeyframeView:
     rgb, T = _composite(view, op, _colors(world.sh[gid, 0].astype(np.float64), view, np.arange(len(gid))))
     filled = fill_holes(rgb.reshape(H, W, 3), (1.0 - T).reshape(H, W)).reshape(-1, 3).astype(np.float64)
     view.under = np.where(T[:, None] > 1e-6, (filled - rgb) / np.maximum(T, 1e-6)[:, None], 0.0)
+    view.initial = filled
     return view
 
 
@@ -223,7 +226,7 @@ def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
         note = "the world has no Gaussians" if len(world) == 0 else "the world has no keyframes to fit"
         return world, RefineReport("none", 0, 0.0, 0.0, nan, nan, nan, nan, len(world), len(kfs), note=note)
     chosen = [len(kfs) - 1] + nearest_keyframes(kfs, cfg.neighbors)
-    if cfg.device != "cpu":
+    if cfg.device == "cuda" or (cfg.device == "auto" and _may_have_cuda()):
         from srender_ros.backends.render.gsplat_backend import gsplat_status
 
         ok, why = gsplat_status()
@@ -248,7 +251,7 @@ def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
         op = 1.0 / (1.0 + np.exp(-logit))
         return _psnr(views, [_render(v, op[r], _colors(dc, v, r))[0] for v, r in zip(views, rows)])
 
-    psnr_before = evaluate()
+    psnr_before = _psnr(views, [v.initial for v in views if v.initial is not None])
     opt_dc, opt_op = _Adam(dc, cfg.lr_color), _Adam(logit, cfg.lr_opacity)
     t_opt = time.perf_counter()
     steps = 0
@@ -294,6 +297,15 @@ def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
     log.debug("keyframe refine: %d views, %d Gaussians fitted, %d steps in %.2f s, PSNR %.2f -> %.2f dB",
               len(views), int(active.sum()), steps, seconds, psnr_before, report.psnr_after_db)
     return new, report
+
+
+def _may_have_cuda() -> bool:
+    """False when CUDA surely cannot work here (no gsplat, no NVIDIA device), without importing torch
+    (its import costs seconds, which matters on a path with only a couple of keyframes)."""
+    import importlib.util
+    import os
+
+    return importlib.util.find_spec("gsplat") is not None and os.path.exists("/dev/nvidiactl")
 
 
 def _refine_cuda(world: GaussianWorld, kfs: list[KeyframeRecord],

@@ -160,8 +160,8 @@ class KeyframeRefineConfig:
             or "cuda".
     """
 
-    iterations: int = 40
-    neighbors: int = 2
+    iterations: int = 20
+    neighbors: int = 1
     lr_color: float = 0.05
     lr_opacity: float = 0.05
     device: str = "auto"
