@@ -207,6 +207,6 @@ def test_world_refine_without_keyframe_images_fails_cleanly(tmp_path: Path) -> N
                     .gsplat_status()[0], reason="needs CUDA and gsplat")
 def test_cuda_path_runs_and_does_not_lower_psnr(lifted) -> None:
     world, keyframes = lifted
-    new, report = refine_keyframe(world, keyframes, KeyframeRefineConfig(iterations=10, device="cuda"))
+    _, report = refine_keyframe(world, keyframes, KeyframeRefineConfig(iterations=10, device="cuda"))
     assert report.backend == "gsplat-cuda" and report.iterations <= 10
     assert report.psnr_after_db >= report.psnr_before_db - 0.05

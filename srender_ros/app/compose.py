@@ -22,7 +22,8 @@ from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.pipeline import Pipeline
 from srender_ros.engine.scheduler import SchedulerKind
 
-__all__ = ["AppConfig", "LazyCountPredictor", "build_generator", "build_keyframe_refiner", "build_pipeline", "build_renderer", "build_store"]
+__all__ = ["AppConfig", "LazyCountPredictor", "build_generator", "build_keyframe_refiner", "build_pipeline",
+           "build_renderer", "build_store"]
 
 
 @dataclass(frozen=True)

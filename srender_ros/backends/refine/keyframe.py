@@ -155,7 +155,8 @@ def _composite(view: KeyframeView, op: NDArray[np.float64],
     return rgb, T
 
 
-def _render(view: KeyframeView, op: NDArray[np.float64], col: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _render(view: KeyframeView, op: NDArray[np.float64],
+            col: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """(hole-filled delivered pixels [H*W, 3], what filling added [H*W, 3])."""
     rgb, T = _composite(view, op, col)
     filled = fill_holes(rgb.reshape(view.height_px, view.width_px, 3),
