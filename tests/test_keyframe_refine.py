@@ -45,7 +45,8 @@ def _objective(view: KeyframeView, op: np.ndarray, col: np.ndarray, w: np.ndarra
     """sum(w * delivered pixels), the fill colour ``view.under`` held (linear in the image)."""
     npx = view.width_px * view.height_px
     rgb, T = np.empty((npx, 3)), np.empty(npx)
-    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T)
+    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T, np.empty(len(view.pair_g)),
+                 np.empty(npx, np.int64))
     return float((w * (rgb + T[:, None] * view.under)).sum())
 
 
@@ -64,9 +65,10 @@ def small() -> tuple[GaussianWorld, KeyframeView, np.ndarray, np.ndarray, np.nda
 def _analytic(view: KeyframeView, op: np.ndarray, col: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     npx = view.width_px * view.height_px
     rgb, T = np.empty((npx, 3)), np.empty(npx)
-    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T)
+    pair_T, stop = np.empty(len(view.pair_g)), np.empty(npx, np.int64)
+    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T, pair_T, stop)
     d_col, d_op = np.zeros_like(col), np.zeros_like(op)
-    gk.backward(view.starts, view.pair_gid, view.pair_g, op, col, T[:, None] * view.under, w, d_col, d_op)
+    gk.backward(view.starts, view.pair_gid, view.pair_g, op, col, pair_T, stop, T[:, None] * view.under, w, d_col, d_op)
     return d_col, d_op
 
 
@@ -106,7 +108,8 @@ def test_backward_matches_torch_reference(small) -> None:
     # Forward: the pair lists composite the same pixels as the torch rasterizer.
     npx = view.width_px * view.height_px
     rgb, T = np.empty((npx, 3)), np.empty(npx)
-    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T)
+    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T, np.empty(len(view.pair_g)),
+                 np.empty(npx, np.int64))
     np.testing.assert_allclose(rgb.reshape(K.height_px, K.width_px, 3), out.rgb.detach().numpy(), atol=1e-9)
     (delivered * torch.from_numpy(w.reshape(K.height_px, K.width_px, 3))).sum().backward()
     d_col, d_op = _analytic(view, op, col, w)

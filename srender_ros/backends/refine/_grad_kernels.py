@@ -152,12 +152,14 @@ def l1_grad(rgb, T, under, target, mask, pred, fill_term, dL):
 
 
 @njit(cache=True, nogil=True)
-def composite(starts, pair_gid, pair_g, opacity, color, rgb, T_final):
+def composite(starts, pair_gid, pair_g, opacity, color, rgb, T_final, pair_T, stop):
     """Forward: composite every pixel's list front to back with gsplat's rules.
 
     Args:
         opacity: [n] current opacities; color: [n, 3] current colours (view-evaluated, clamped).
         rgb: [H * W, 3] out (over black); T_final: [H * W] out, transmittance left (alpha = 1 - T).
+        pair_T: [P] out, the transmittance in front of each composited pair (for :func:`backward`).
+        stop: [H * W] out, one past the last pair each pixel looked at.
     """
     npx = starts.shape[0] - 1
     for p in range(npx):
@@ -165,6 +167,7 @@ def composite(starts, pair_gid, pair_g, opacity, color, rgb, T_final):
         r0 = 0.0
         r1 = 0.0
         r2 = 0.0
+        end = starts[p + 1]
         for k in range(starts[p], starts[p + 1]):
             i = pair_gid[k]
             al = min(MAX_ALPHA, opacity[i] * pair_g[k])
@@ -172,7 +175,9 @@ def composite(starts, pair_gid, pair_g, opacity, color, rgb, T_final):
                 continue
             nt = T * (1.0 - al)
             if nt <= T_MIN:
+                end = k
                 break
+            pair_T[k] = T
             w = al * T
             r0 += w * color[i, 0]
             r1 += w * color[i, 1]
@@ -182,59 +187,58 @@ def composite(starts, pair_gid, pair_g, opacity, color, rgb, T_final):
         rgb[p, 1] = r1
         rgb[p, 2] = r2
         T_final[p] = T
+        stop[p] = end
 
 
 @njit(cache=True, nogil=True)
-def backward(starts, pair_gid, pair_g, opacity, color, fill_term, dL_dC, d_color, d_opacity):
+def backward(starts, pair_gid, pair_g, opacity, color, pair_T, stop, fill_term, dL_dC, d_color, d_opacity):
     """Backward of ``C + fill_term`` (fill_term = T_N f held constant) for an image gradient.
 
     Args:
+        pair_T, stop: what :func:`composite` stored for the same opacities and colours.
         fill_term: [H * W, 3] what hole filling adds (T_N times the fill colour).
         dL_dC: [H * W, 3] gradient of the loss with respect to the delivered pixel.
         d_color: [n, 3] accumulated dL/d colour (in place). d_opacity: [n] dL/d opacity (in place).
     """
     npx = starts.shape[0] - 1
-    # Per-pixel scratch of the composited pairs (recomputed forward, then walked back to front).
-    cap = 16
-    for p in range(npx):
-        cap = max(cap, starts[p + 1] - starts[p])
-    ks = np.empty(cap, np.int64)
-    als = np.empty(cap)
-    Ts = np.empty(cap)
     for p in range(npx):
         g0 = dL_dC[p, 0]
         g1 = dL_dC[p, 1]
         g2 = dL_dC[p, 2]
         if g0 == 0.0 and g1 == 0.0 and g2 == 0.0:
             continue
-        T = 1.0
-        n = 0
-        for k in range(starts[p], starts[p + 1]):
+        # behind = sum_{k>j} c_k a_k T_k . g + T_N f . g, walked back to front
+        behind = fill_term[p, 0] * g0 + fill_term[p, 1] * g1 + fill_term[p, 2] * g2
+        for k in range(stop[p] - 1, starts[p] - 1, -1):
             i = pair_gid[k]
-            al = min(MAX_ALPHA, opacity[i] * pair_g[k])
+            og = opacity[i] * pair_g[k]
+            al = min(MAX_ALPHA, og)
             if al < ALPHA_THR:
                 continue
-            nt = T * (1.0 - al)
-            if nt <= T_MIN:
-                break
-            ks[n] = k
-            als[n] = al
-            Ts[n] = T
-            n += 1
-            T = nt
-        # behind = sum_{k>j} c_k a_k T_k . g + T_N f . g
-        behind = fill_term[p, 0] * g0 + fill_term[p, 1] * g1 + fill_term[p, 2] * g2
-        for j in range(n - 1, -1, -1):
-            k = ks[j]
-            i = pair_gid[k]
-            al = als[j]
-            Tj = Ts[j]
+            Tj = pair_T[k]
             w = al * Tj
             d_color[i, 0] += w * g0
             d_color[i, 1] += w * g1
             d_color[i, 2] += w * g2
             cg = color[i, 0] * g0 + color[i, 1] * g1 + color[i, 2] * g2
-            d_al = Tj * cg - behind / (1.0 - al)
-            if opacity[i] * pair_g[k] < MAX_ALPHA:
-                d_opacity[i] += d_al * pair_g[k]
+            if og < MAX_ALPHA:
+                d_opacity[i] += (Tj * cg - behind / (1.0 - al)) * pair_g[k]
             behind += w * cg
+
+
+@njit(cache=True, nogil=True)
+def adam_rows(x, m, v, t, rows, g, lr):
+    """Adam on rows ``rows`` of x [P, C] with gradients g [len(rows), C]; per-row step counts t [P]
+    (rows without a gradient keep their moments: the selective Adam of photometric.py)."""
+    for j in range(rows.shape[0]):
+        r = rows[j]
+        t[r] += 1.0
+        c1 = 1.0 - 0.9 ** t[r]
+        c2 = 1.0 - 0.999 ** t[r]
+        for ch in range(x.shape[1]):
+            gg = g[j, ch]
+            mm = 0.9 * m[r, ch] + 0.1 * gg
+            vv = 0.999 * v[r, ch] + 0.001 * gg * gg
+            m[r, ch] = mm
+            v[r, ch] = vv
+            x[r, ch] -= lr * (mm / c1) / (math.sqrt(vv / c2) + 1e-15)

@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,6 +52,7 @@ class KeyframeView:
         width_px, height_px: image size.
         under: [H*W, 3] hole filling's colour under each pixel (from the unrefined render).
         initial: [H*W, 3] the unrefined delivered (hole-filled) image.
+        pair_T, stop: scratch of the last :func:`_composite` (transmittance per pair, list ends).
     """
 
     gid: NDArray[np.int64]
@@ -65,6 +66,8 @@ class KeyframeView:
     height_px: int
     under: NDArray[np.float64]
     initial: NDArray[np.float64] | None = None
+    pair_T: NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    stop: NDArray[np.int64] = field(default_factory=lambda: np.empty(0, np.int64))
 
 
 def _candidates(world: GaussianWorld, kf: KeyframeRecord) -> NDArray[np.int64]:
@@ -73,14 +76,14 @@ def _candidates(world: GaussianWorld, kf: KeyframeRecord) -> NDArray[np.int64]:
     V = view_matrices(kf.T_world_cam)[0]
     p = world.means.astype(np.float64) @ V[:3, :3].T + V[:3, 3]
     z = p[:, 2]
-    smax = np.exp(world.log_scales.astype(np.float64).max(axis=1))
-    ok = (z >= NEAR_PLANE_M) & (z <= FAR_PLANE_M)
-    zs = np.where(ok, z, 1.0)
+    idx = np.nonzero((z >= NEAR_PLANE_M) & (z <= FAR_PLANE_M))[0]
+    p, zs = p[idx], z[idx]
+    smax = np.exp(world.log_scales[idx].astype(np.float64).max(axis=1))
     margin = gk.EXTEND * (max(K.fx_px, K.fy_px) * smax / zs * 2.0 + 1.0) + 2.0
     u = K.fx_px * p[:, 0] / zs + K.cx_px
     v = K.fy_px * p[:, 1] / zs + K.cy_px
-    ok &= (u + margin > 0) & (u - margin < K.width_px) & (v + margin > 0) & (v - margin < K.height_px)
-    return np.nonzero(ok)[0].astype(np.int64)
+    ok = (u + margin > 0) & (u - margin < K.width_px) & (v + margin > 0) & (v - margin < K.height_px)
+    return idx[ok].astype(np.int64)
 
 
 def build_view(world: GaussianWorld, kf: KeyframeRecord) -> KeyframeView:
@@ -151,17 +154,11 @@ def _composite(view: KeyframeView, op: NDArray[np.float64],
     npx = view.width_px * view.height_px
     rgb = np.empty((npx, 3))
     T = np.empty(npx)
-    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T)
+    if view.pair_T.shape[0] != view.pair_g.shape[0]:
+        view.pair_T = np.empty(view.pair_g.shape[0])
+        view.stop = np.empty(npx, np.int64)
+    gk.composite(view.starts, view.pair_gid, view.pair_g, op, col, rgb, T, view.pair_T, view.stop)
     return rgb, T
-
-
-def _render(view: KeyframeView, op: NDArray[np.float64],
-            col: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(hole-filled delivered pixels [H*W, 3], what filling added [H*W, 3])."""
-    rgb, T = _composite(view, op, col)
-    filled = fill_holes(rgb.reshape(view.height_px, view.width_px, 3),
-                        (1.0 - T).reshape(view.height_px, view.width_px)).reshape(-1, 3).astype(np.float64)
-    return filled, filled - rgb
 
 
 def _psnr(views: Sequence[KeyframeView], images: Sequence[NDArray[np.float64]]) -> float:
@@ -175,7 +172,7 @@ def _psnr(views: Sequence[KeyframeView], images: Sequence[NDArray[np.float64]]) 
 
 
 class _Adam:
-    """Adam over rows, updating only the rows with a gradient (as photometric.SelectiveAdam)."""
+    """Adam over rows, updating only the rows with a gradient (as photometric.SelectiveAdam), compiled."""
 
     def __init__(self, x: NDArray[np.float64], lr: float) -> None:
         self.x, self.lr = x, lr
@@ -184,17 +181,9 @@ class _Adam:
         self.t = np.zeros(x.shape[0])
 
     def step(self, g: NDArray[np.float64], rows: NDArray[np.int64]) -> None:
-        """One update of ``rows`` (unique) with their gradients ``g`` [len(rows), ...]."""
-        if self.lr <= 0 or rows.size == 0:
-            return
-        m = 0.9 * self.m[rows] + 0.1 * g
-        v = 0.999 * self.v[rows] + 0.001 * g * g
-        t = self.t[rows] + 1
-        self.m[rows], self.v[rows], self.t[rows] = m, v, t
-        shape = (-1,) + (1,) * (g.ndim - 1)
-        c1 = (1 - 0.9 ** t).reshape(shape)
-        c2 = (1 - 0.999 ** t).reshape(shape)
-        self.x[rows] -= self.lr * (m / c1) / (np.sqrt(v / c2) + 1e-15)
+        """One update of ``rows`` (unique) with their gradients ``g`` [len(rows), C]."""
+        if self.lr > 0 and rows.size:
+            gk.adam_rows(self.x, self.m, self.v, self.t, rows, np.ascontiguousarray(g), self.lr)
 
 
 def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
@@ -245,15 +234,22 @@ def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
     active = np.zeros(len(all_gid), bool)
     active[rows[0][used]] = True
     dc = world.sh[all_gid, 0].astype(np.float64)
-    logit = world.opacity_logits[all_gid].astype(np.float64)
+    logit2 = world.opacity_logits[all_gid].astype(np.float64)[:, None]  # [P, 1] for the row-wise Adam
+    logit = logit2[:, 0]
     dc0, logit0 = dc.copy(), logit.copy()
 
     def evaluate() -> float:
+        """PSNR of the delivered views, filled with the held fill colour (exact for the initial
+        parameters, where it is the initial hole filling; an approximation after the fit)."""
         op = 1.0 / (1.0 + np.exp(-logit))
-        return _psnr(views, [_render(v, op[r], _colors(dc, v, r))[0] for v, r in zip(views, rows)])
+        images = []
+        for v, r in zip(views, rows):
+            rgb, T = _composite(v, op[r], _colors(dc, v, r))
+            images.append(rgb + T[:, None] * v.under)
+        return _psnr(views, images)
 
     psnr_before = _psnr(views, [v.initial for v in views if v.initial is not None])
-    opt_dc, opt_op = _Adam(dc, cfg.lr_color), _Adam(logit, cfg.lr_opacity)
+    opt_dc, opt_op = _Adam(dc, cfg.lr_color), _Adam(logit2, cfg.lr_opacity)
     t_opt = time.perf_counter()
     steps = 0
     # View order: the new keyframe every other step, the neighbours in turn between.
@@ -271,12 +267,12 @@ def refine_keyframe(world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
         gk.l1_grad(rgb, T, v.under, v.target, v.mask, pred, fill_term, dL)
         d_col = np.zeros_like(col)
         d_op = np.zeros_like(op)
-        gk.backward(v.starts, v.pair_gid, v.pair_g, op, col, fill_term, dL, d_col, d_op)
+        gk.backward(v.starts, v.pair_gid, v.pair_g, op, col, v.pair_T, v.stop, fill_term, dL, d_col, d_op)
         g_dc = np.where(pre > 0.0, SH_C0 * d_col, 0.0)
         g_lo = d_op * op * (1.0 - op)
         sel = active[r] & ((np.abs(g_dc).max(axis=1) > 0) | (g_lo != 0))
         opt_dc.step(g_dc[sel], r[sel])
-        opt_op.step(g_lo[sel], r[sel])
+        opt_op.step(g_lo[sel][:, None], r[sel])
         steps += 1
     seconds = time.perf_counter() - t_opt
     psnr_after = evaluate()
