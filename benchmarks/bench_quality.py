@@ -32,7 +32,7 @@ from srender_ros.backends.generators.registry import make_generator
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.holes import fill_holes
 from srender_ros.core.metrics import psnr_db, ssim
-from srender_ros.core.ports.refine import RefineConfig
+from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory_gen import make_trajectory
 from srender_ros.engine.pipeline import PipelineConfig, RenderJob
@@ -95,6 +95,7 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
         "path": path_name, "trajectory": traj_kind, "prompt": prompt,
         "scheduler": config.scheduler.value, "tau": config.coverage_threshold,
         "refine_iterations": config.refine.iterations if config.refine is not None else None,
+        "keyframe_refine_iterations": config.keyframe_refine.iterations if config.keyframe_refine is not None else 0,
         "uniform_keyframes": config.uniform_keyframes if config.scheduler.value == "uniform" else None,
         "frames": st.frames, "keyframes": len(run.schedule.keyframes),
         "keyframe_fraction": len(run.schedule.keyframes) / st.frames,
@@ -150,6 +151,9 @@ def main() -> None:
     ap.add_argument("--refine-paths", nargs="*", default=[], help="also run these paths with --refine (torch on CPU)")
     ap.add_argument("--refine-iterations", type=int, default=1000, help="Adam steps per refinement (one after "
                     "every chunk that added keyframes)")
+    ap.add_argument("--keyframe-refine", nargs="*", type=int, default=None,
+                    help="run the table once per value: steps of the fast refinement after each keyframe "
+                         "(0 = off, as main before issue 17); default: the PipelineConfig default only")
     ap.add_argument("--skip-table", action="store_true", help="skip the default-settings runs")
     ap.add_argument("--eval-stride", type=int, default=3)
     ap.add_argument("--width", type=int, default=320)
@@ -175,19 +179,29 @@ def main() -> None:
 
     def record(r: dict[str, object]) -> None:
         runs.append(r)
+        secs = r.get("seconds") or {}
+        parts = " ".join(f"{k} {float(secs[k]):.0f}" for k in ("schedule", "lift", "refine", "render") if k in secs)
         print(f"{r['path']:<18} {r.get('code', 'current'):<8} {r['scheduler']:<8} tau={r['tau']:<6} "
-              f"refine={r['refine_iterations']} kf={r['keyframes']:<3} "
-              f"PSNR={r['psnr_mean']:.2f} dB p05={r['psnr_p5']:.2f} G={r['gaussians']} "
+              f"refine={r['refine_iterations']} kf_refine={r.get('keyframe_refine_iterations', 0)} "
+              f"kf={r['keyframes']:<3} PSNR={r['psnr_mean']:.2f} dB p05={r['psnr_p5']:.2f} G={r['gaussians']} "
               f"(unfilled {r['psnr_mean_unfilled']:.2f}) SSIM={r['ssim_mean']:.3f} "
               f"holes={100 * float(r['hole_fraction_mean']):.3f}% "
-              f"wall={float(r['wall_s']):.0f}s load={r.get('load_avg')}", flush=True)
+              f"wall={float(r['wall_s']):.0f}s ({parts}) load={r.get('load_avg')}", flush=True)
         (out / "quality.json").write_text(json.dumps(runs, indent=1))
 
+    import platform
+
+    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cpus; "
+          f"load average at start {os.getloadavg()}", flush=True)
+    table_configs = ([PipelineConfig()] if args.keyframe_refine is None else
+                     [PipelineConfig(keyframe_refine=KeyframeRefineConfig(iterations=n) if n > 0 else None)
+                      for n in args.keyframe_refine])
     for name, kind, prompt, pkind in [] if args.skip_table else paths:  # the table: default settings
         fps, dur = path_timing(pkind, args.duration_scale)
         if args.baseline_src:
             record(run_baseline(args.baseline_src, name, out, args))
-        record(run_one(name, kind, prompt, PipelineConfig(), camera, fps, dur, args.eval_stride, args.renderer))
+        for cfg in table_configs:
+            record(run_one(name, kind, prompt, cfg, camera, fps, dur, args.eval_stride, args.renderer))
     for name, kind, prompt, _ in [p for p in paths if p[0] in args.refine_paths]:
         refine = RefineConfig(iterations=args.refine_iterations, threads=1)
         record(run_one(name, kind, prompt, PipelineConfig(refine=refine), camera, 30.0, 20.0, args.eval_stride,

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.ports.generate import KeyframeGenerator
 from srender_ros.core.ports.predict import CountPredictor
-from srender_ros.core.ports.refine import Refiner
+from srender_ros.core.ports.refine import KeyframeRefiner, Refiner
 from srender_ros.core.ports.render import Renderer
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory import Trajectory
@@ -22,7 +22,8 @@ from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.pipeline import Pipeline
 from srender_ros.engine.scheduler import SchedulerKind
 
-__all__ = ["AppConfig", "LazyCountPredictor", "build_generator", "build_pipeline", "build_renderer", "build_store"]
+__all__ = ["AppConfig", "LazyCountPredictor", "build_generator", "build_keyframe_refiner", "build_pipeline",
+           "build_renderer", "build_store"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,13 @@ def build_refiner() -> Refiner:
     return PhotometricRefiner()
 
 
+def build_keyframe_refiner() -> KeyframeRefiner:
+    """The fast per-keyframe refinement backend (numba on CPU, gsplat on CUDA)."""
+    from srender_ros.backends.refine.keyframe import FastKeyframeRefiner
+
+    return FastKeyframeRefiner()
+
+
 def build_pipeline(config: AppConfig, *, store: WorldStore | None = None, renderer: Renderer | None = None,
                    generator: KeyframeGenerator | None = None, count_predictor: CountPredictor | None = None) -> Pipeline:
     """A pipeline wired from ``config``; parts given as arguments are shared instead of built.
@@ -114,4 +122,5 @@ def build_pipeline(config: AppConfig, *, store: WorldStore | None = None, render
                     renderer if renderer is not None else build_renderer(config.renderer),
                     generator if generator is not None else build_generator(config.generator, config.generator_settings),
                     pcfg, count_predictor=count_predictor,
-                    refiner=build_refiner() if pcfg.refine is not None else None)
+                    refiner=build_refiner() if pcfg.refine is not None else None,
+                    keyframe_refiner=build_keyframe_refiner() if pcfg.keyframe_refine is not None else None)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from srender_ros.core.ports.refine import RefineConfig
+from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.scheduler import SchedulerKind
 
@@ -76,7 +76,11 @@ INTERNAL_FIELDS: dict[str, str] = {
     "dedup": "how a merged keyframe prunes the world (engine/dedup.py) is part of the method, like lift; "
              "docs/pipeline.md",
     "grazing_detail": "part of the detail rule (engine/resolution.py grazing_stretch), like lift; docs/pipeline.md",
+
+    "keyframe_refine": "exposed as --keyframe-refine-iterations (0 = off), since it is a nested KeyframeRefineConfig",
 }
+#: Default steps of the fast refinement after each keyframe (``--keyframe-refine-iterations``).
+KEYFRAME_REFINE_ITERATIONS = _DEFAULTS.keyframe_refine.iterations if _DEFAULTS.keyframe_refine is not None else 0
 
 
 def pipeline_default(name: str) -> Any:
@@ -97,8 +101,11 @@ def _from_plain(option: PipelineOption, value: Any) -> Any:
 
 
 def pipeline_config_from_values(values: Mapping[str, Any], refine: bool = False, refine_iterations: int | None = None,
-                                refine_device: str = "auto") -> PipelineConfig:
+                                refine_device: str = "auto", keyframe_refine_iterations: int | None = None) -> PipelineConfig:
     """A PipelineConfig from option values by field name (missing ones default).
+
+    ``keyframe_refine_iterations``: steps of the fast refinement after each keyframe (None: the
+    default, 0: off).
 
     Raises:
         InputError: a value PipelineConfig refuses (the message names the field).
@@ -108,7 +115,11 @@ def pipeline_config_from_values(values: Mapping[str, Any], refine: bool = False,
     if refine:
         refine_cfg = (RefineConfig(device=refine_device) if refine_iterations is None
                       else RefineConfig(iterations=refine_iterations, device=refine_device))
-    return PipelineConfig(**kwargs, refine=refine_cfg)
+    if keyframe_refine_iterations is None:
+        return PipelineConfig(**kwargs, refine=refine_cfg)
+    kf_cfg = (None if keyframe_refine_iterations == 0
+              else KeyframeRefineConfig(iterations=keyframe_refine_iterations, device=refine_device))
+    return PipelineConfig(**kwargs, refine=refine_cfg, keyframe_refine=kf_cfg)
 
 
 def add_pipeline_arguments(group: argparse._ArgumentGroup) -> None:
@@ -127,6 +138,9 @@ def add_pipeline_arguments(group: argparse._ArgumentGroup) -> None:
                        help="photometric refinement of the world against its keyframes after new keyframes (slow on CPU)")
     group.add_argument("--refine-iterations", type=int, default=REFINE_ITERATIONS_PER_CHUNK,
                        help=f"optimizer steps per refinement (default {REFINE_ITERATIONS_PER_CHUNK})")
+    group.add_argument("--keyframe-refine-iterations", type=int, default=KEYFRAME_REFINE_ITERATIONS,
+                       help="steps of the fast refinement of each new keyframe's Gaussians (colours, opacities) "
+                            f"right after lifting; 0 = off (default {KEYFRAME_REFINE_ITERATIONS})")
 
 
 def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -134,12 +148,13 @@ def pipeline_config_from_args(args: argparse.Namespace) -> PipelineConfig:
     values = {o.field: getattr(args, o.field) for o in PIPELINE_OPTIONS if hasattr(args, o.field)}
     return pipeline_config_from_values(values, refine=bool(getattr(args, "refine", False)),
                                        refine_iterations=getattr(args, "refine_iterations", None),
-                                       refine_device=getattr(args, "device", "auto"))
+                                       refine_device=getattr(args, "device", "auto"),
+                                       keyframe_refine_iterations=getattr(args, "keyframe_refine_iterations", None))
 
 
 def exposed_fields() -> set[str]:
     """PipelineConfig fields a user can set (through an option or the refine flags)."""
-    return {o.field for o in PIPELINE_OPTIONS} | {"refine"}
+    return {o.field for o in PIPELINE_OPTIONS} | {"refine", "keyframe_refine"}
 
 
 def all_fields() -> set[str]:

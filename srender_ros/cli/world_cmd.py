@@ -52,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "(.usd/.usda/.usdc/.usdz). Default: from the --out extension, else ply")
     p.set_defaults(func=_run_export)
 
+    p = add("refine", "fit a stored world to its keyframe images (the long whole-world photometric refinement; "
+                      "minutes to an hour of CPU, see docs/refine.md)")
+    add_which(p)
+    p.add_argument("--iterations", type=int, default=1000, help="optimizer steps (default 1000)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto: gsplat on CUDA when usable, else torch on CPU")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is often fastest on a busy machine)")
+    p.set_defaults(func=_run_refine)
+
     p = add("view", "serve a world in the browser: splats, keyframes (images on click), a trajectory's coverage")
     add_which(p)
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
@@ -150,6 +159,31 @@ def _run_export(args: argparse.Namespace) -> int:
     out = exporter.write(snap.world, args.out)
     print(f"wrote world {snap.world_id} ({len(snap.world)} Gaussians) as {fmt} to {out} "
           f"({_human_bytes(os.path.getsize(out))})")
+    return 0
+
+
+def _run_refine(args: argparse.Namespace) -> int:
+    from srender_ros.core.ports.refine import RefineConfig
+    from srender_ros.errors import InputError
+
+    config = RefineConfig(iterations=args.iterations, device=args.device, threads=args.threads)  # checks values first
+    store = _store(args)
+    prompt = args.prompt if args.prompt is not None else store.info(_which(args)).prompt
+    state = store.get(prompt)
+    if state is None:
+        raise InputError(f"no stored world for prompt {prompt!r} (see `srender world list`)")
+    if not state.keyframes:
+        raise InputError(f"world {state.world_id} has no keyframe images to refine against (a world imported from a "
+                         "PLY keeps none); nothing was changed. Refine worlds made by `srender render`.")
+    from srender_ros.app.compose import build_refiner
+    from srender_ros.engine.refinement import refine_state
+
+    report = refine_state(state, build_refiner(), config)
+    if report.applied:
+        store.save(state)
+    print(f"refined world {state.world_id} ({report.gaussians} Gaussians, {report.keyframes} keyframes) on "
+          f"{report.backend}: {report.iterations} steps in {report.seconds:.1f} s, keyframe PSNR "
+          f"{report.psnr_before_db:.2f} -> {report.psnr_after_db:.2f} dB" + ("" if report.applied else f" ({report.note})"))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from srender_ros.core.ports.refine import RefineConfig
+from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.engine.dedup import DedupConfig
 from srender_ros.engine.lifting import LiftConfig
 from srender_ros.engine.scheduler import SchedulerKind, WalkSettings
@@ -60,6 +60,9 @@ class PipelineConfig:
         grazing_detail: the detail rule's limit grows with the grazing stretch a keyframe at the
             pose would lift a pixel with (``max_footprint_px * sqrt(stretch)``), so roads and
             floors seen at grazing angles are not re-lifted at every step (engine/resolution.py).
+        keyframe_refine: the fast refinement right after each keyframe is lifted: the new
+            keyframe's Gaussians and their neighbours fitted to it and its nearest earlier
+            keyframes for a fixed number of steps (colours and opacities; docs/refine.md). None = off.
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -80,6 +83,7 @@ class PipelineConfig:
     refine: RefineConfig | None = None
     dedup: DedupConfig | None = field(default_factory=DedupConfig)
     grazing_detail: bool = False
+    keyframe_refine: KeyframeRefineConfig | None = field(default_factory=KeyframeRefineConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))

@@ -24,7 +24,7 @@ from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
 from srender_ros.core.ports.predict import CountPredictor
-from srender_ros.core.ports.refine import Refiner
+from srender_ros.core.ports.refine import KeyframeRefiner, Refiner
 from srender_ros.core.ports.render import Renderer, RenderOutput
 from srender_ros.core.store import WorldState, WorldStore
 from srender_ros.core.trajectory import Trajectory
@@ -52,17 +52,21 @@ class Pipeline:
         config: pipeline settings.
         count_predictor: keyframe-count model, needed for ``scheduler=learned``.
         refiner: refinement backend, needed when ``config.refine`` is set.
+        keyframe_refiner: the fast per-keyframe refinement backend, used when
+            ``config.keyframe_refine`` is set (without one, keyframes are not refined: the
+            composition root, app/compose.py, always passes one).
     """
 
     def __init__(self, store: WorldStore, renderer: Renderer, generator: KeyframeGenerator,
                  config: PipelineConfig | None = None, count_predictor: CountPredictor | None = None,
-                 refiner: Refiner | None = None) -> None:
+                 refiner: Refiner | None = None, keyframe_refiner: KeyframeRefiner | None = None) -> None:
         self.store = store
         self.renderer = renderer
         self.generator = generator
         self.config = config or PipelineConfig()
         self.count_predictor = count_predictor
         self.refiner = refiner
+        self.keyframe_refiner = keyframe_refiner
         cfg = self.config
         self.probe = CoverageProbe(renderer, cfg.coverage_alpha, cfg.max_footprint_px, cfg.coarse_weight,
                                    cfg.lift.max_stretch if cfg.grazing_detail else None)
@@ -163,6 +167,14 @@ class Pipeline:
                                           gaussians_added=merged.added, gaussians_removed=merged.removed,
                                           removed_by=dict(merged.removed_by or {})))
         t3 = time.perf_counter()
+        if cfg.keyframe_refine is not None and self.keyframe_refiner is not None:
+            refined, report = self.keyframe_refiner.refine_keyframe(state.world, state.keyframes, cfg.keyframe_refine)
+            if refined is not state.world:
+                state.replace_world(refined)
+            log.debug("keyframe at pose %d refined: %d steps, keyframe PSNR %.2f -> %.2f dB", pose_index,
+                      report.iterations, report.psnr_before_db, report.psnr_after_db)
+        t4 = time.perf_counter()
+        stats.seconds["refine"] += t4 - t3
         stats.seconds["lift"] += (t1 - t0) + (t3 - t2)
         stats.seconds["generate"] += t2 - t1
         stats.keyframes += 1

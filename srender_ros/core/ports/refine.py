@@ -16,7 +16,8 @@ from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.world import GaussianWorld
 from srender_ros.errors import InputError
 
-__all__ = ["DEVICES", "SSIM_WINDOW_PX", "RefineConfig", "RefineReport", "Refiner"]
+__all__ = ["DEVICES", "SSIM_WINDOW_PX", "KeyframeRefineConfig", "KeyframeRefiner", "RefineConfig", "RefineReport",
+           "Refiner"]
 
 #: Backend names :class:`RefineConfig.device` accepts.
 DEVICES = ("auto", "cpu", "cuda")
@@ -132,5 +133,57 @@ class Refiner(Protocol):
 
     def refine(self, world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
                config: RefineConfig) -> tuple[GaussianWorld, RefineReport]:
+        """(the refined world with the same N Gaussians in the same order, what was done)."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeyframeRefineConfig:
+    """Settings of the fast refinement run right after each keyframe is lifted (issue 17).
+
+    The new keyframe's view and its ``neighbors`` nearest earlier keyframes are rendered whole,
+    one view per step (new, first neighbour, new, second neighbour, ...), and the Gaussians that
+    touch a pixel of the new keyframe's view (the new ones and their neighbours) are fitted by
+    Adam; every other Gaussian is held. Only colours (SH DC) and opacities are optimized, so the
+    views' geometry is computed once and each step is a compiled forward + backward pass
+    (backends/refine/_grad_kernels.py). The rendered frames are hole-filled (core/holes.py)
+    before the loss, as the pipeline delivers them. If the fit ends worse on the keyframes than it
+    started, the world is left unchanged.
+
+    Attributes:
+        iterations: steps per keyframe (each renders one view): the whole budget; no timer.
+        neighbors: earlier keyframes fitted beside the new one (nearest by camera centre and
+            viewing direction), so the new Gaussians do not spoil views that already looked right.
+        lr_color: Adam step size of the SH DC coefficients (colour = 0.5 + 0.282 DC).
+        lr_opacity: Adam step size of the opacity logits.
+        device: "auto" (gsplat's backward on CUDA when usable, else the numba CPU kernels), "cpu"
+            or "cuda".
+    """
+
+    iterations: int = 20
+    neighbors: int = 1
+    lr_color: float = 0.05
+    lr_opacity: float = 0.05
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 0:
+            raise InputError(f"KeyframeRefineConfig.iterations={self.iterations!r}: must be an integer >= 0")
+        if isinstance(self.neighbors, bool) or not isinstance(self.neighbors, int) or self.neighbors < 0:
+            raise InputError(f"KeyframeRefineConfig.neighbors={self.neighbors!r}: must be an integer >= 0")
+        for name in ("lr_color", "lr_opacity"):
+            v = float(getattr(self, name))
+            if not (math.isfinite(v) and v >= 0.0):
+                raise InputError(f"KeyframeRefineConfig.{name}={v}: must be a finite number >= 0 (0 freezes it)")
+        if self.device not in DEVICES:
+            raise InputError(f"KeyframeRefineConfig.device={self.device!r}: choose one of {', '.join(DEVICES)}")
+
+
+class KeyframeRefiner(Protocol):
+    """Fits the Gaussians of the newest keyframe (``keyframes[-1]``) and their neighbours to it and
+    to the nearest earlier keyframes; the Gaussian count and order never change."""
+
+    def refine_keyframe(self, world: GaussianWorld, keyframes: Sequence[KeyframeRecord],
+                        config: KeyframeRefineConfig) -> tuple[GaussianWorld, RefineReport]:
         """(the refined world with the same N Gaussians in the same order, what was done)."""
         ...
