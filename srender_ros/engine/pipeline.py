@@ -23,6 +23,7 @@ from srender_ros.core.holes import fill_holes
 from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
+from srender_ros.core.ports.inbetween import Inbetweener
 from srender_ros.core.ports.predict import CountPredictor
 from srender_ros.core.ports.refine import Refiner
 from srender_ros.core.ports.render import Renderer, RenderOutput
@@ -31,6 +32,7 @@ from srender_ros.core.trajectory import Trajectory
 from srender_ros.core.world import GaussianWorld
 from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.coverage import Coverage, CoverageProbe
+from srender_ros.engine.inbetween import InbetweenKind, interpolated_chunks, keyframe_views, require_two_keyframes
 from srender_ros.engine.job import FrameChunk, RenderJob, RunStats
 from srender_ros.engine.lifting import merge_keyframe
 from srender_ros.engine.refinement import refine_state
@@ -52,17 +54,19 @@ class Pipeline:
         config: pipeline settings.
         count_predictor: keyframe-count model, needed for ``scheduler=learned``.
         refiner: refinement backend, needed when ``config.refine`` is set.
+        inbetweener: 2D interpolator, needed when ``config.inbetween`` is ``interpolate``.
     """
 
     def __init__(self, store: WorldStore, renderer: Renderer, generator: KeyframeGenerator,
                  config: PipelineConfig | None = None, count_predictor: CountPredictor | None = None,
-                 refiner: Refiner | None = None) -> None:
+                 refiner: Refiner | None = None, inbetweener: Inbetweener | None = None) -> None:
         self.store = store
         self.renderer = renderer
         self.generator = generator
         self.config = config or PipelineConfig()
         self.count_predictor = count_predictor
         self.refiner = refiner
+        self.inbetweener = inbetweener
         cfg = self.config
         self.probe = CoverageProbe(renderer, cfg.coverage_alpha, cfg.max_footprint_px, cfg.coarse_weight)
 
@@ -213,6 +217,11 @@ class PipelineRun:
         def make(k: int, reason: str) -> None:
             p.make_keyframe(state, k, T_all[k], job.intrinsics, job.initial_image, reason, stats)
 
+        interpolate = cfg.inbetween == InbetweenKind.INTERPOLATE
+        if interpolate and p.inbetweener is None:
+            raise BackendUnavailableError("inbetween=interpolate but the pipeline has no interpolator; build it with "
+                                          "srender_ros.app")
+        records_before = len(state.keyframes)
         walk = KeyframeWalk(cfg.walk_settings(), n, coverage, make)
         self._walk = walk
         made_first = False
@@ -245,6 +254,8 @@ class PipelineRun:
                     refine_state(state, p.refiner, cfg.refine)
                     stats.seconds["refine"] += time.perf_counter() - t0
                 world = state.world
+            if interpolate:
+                continue  # frames come from the keyframes once the whole walk has placed them
             t0 = time.perf_counter()
             out = p.render_frames(world, job.intrinsics, T_all[s:e])
             stats.seconds["render"] += time.perf_counter() - t0
@@ -256,6 +267,13 @@ class PipelineRun:
             yield FrameChunk(idx, traj.stamps_ns[s:e].copy(), T_all[s:e].copy(), out)
 
         walk.finish()
+        if interpolate and p.inbetweener is not None:
+            views = keyframe_views(state.keyframes[records_before:], job.intrinsics)
+            require_two_keyframes(len(views))  # before anything is yielded or saved
+            stats.gaussians = len(state.world)
+            for chunk in interpolated_chunks(p.inbetweener, views, traj, cfg.chunk_size, stats):
+                stats.seconds["total"] = time.perf_counter() - t_start
+                yield chunk
         if state.dirty:
             p.store.save(state)
         stats.seconds["total"] = time.perf_counter() - t_start
