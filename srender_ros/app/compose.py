@@ -137,6 +137,9 @@ def build_pipeline(config: AppConfig, *, store: WorldStore | None = None, render
     pcfg = config.pipeline
     if count_predictor is None and pcfg.scheduler is SchedulerKind.LEARNED:
         count_predictor = LazyCountPredictor(config.predictor_weights)
+    if generator is None and pcfg.depth_source != "exact" and config.generator != "procedural":
+        raise InputError(f"--depth-source {pcfg.depth_source} simulates a monocular depth model for the procedural "
+                         f"generator; the {config.generator} generator has its own depth (use --depth-source exact)")
     gen = generator if generator is not None else build_generator(config.generator, config.generator_settings)
     return Pipeline(store if store is not None else build_store(config),
                     renderer if renderer is not None else build_renderer(config.renderer),

@@ -59,7 +59,7 @@ def dense_flow(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.f
     """
     import cv2
 
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined,unused-ignore]
     dis.setFinestScale(0)
     dis.setPatchStride(3)
     dis.setGradientDescentIterations(25)
