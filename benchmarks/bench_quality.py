@@ -118,6 +118,7 @@ def run_one(path_name: str, traj_kind: str, prompt: str, config: PipelineConfig,
         "seconds_per_frame_inbetween": (st.seconds.get("interpolate", 0.0) if config.inbetween == "interpolate"
                                         else st.seconds["render"]) / st.frames,
         "per_frame": [[e[0], round(e[1], 3), round(e[2], 4)] for e in rows],
+        "keyframe_indices": list(kf),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "gaussians": st.gaussians, "seconds": st.seconds, "render_fps": st.render_fps, "wall_s": wall,
     }
