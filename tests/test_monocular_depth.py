@@ -148,3 +148,11 @@ def test_cli_monocular_with_diffusers_fails_with_one_line(tmp_path: Path) -> Non
     errors = [ln for ln in proc.stderr.splitlines() if "error" in ln.lower()]
     assert len(errors) == 1 and "--depth-source monocular" in errors[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "worlds").exists()
+
+
+def test_depth_source_reaches_the_env_access(tmp_path: Path) -> None:
+    from srender_ros.envs.world_access import AccessConfig, WorldAccess
+
+    access = WorldAccess(AccessConfig(world_dir=str(tmp_path), depth_source="monocular"))
+    assert isinstance(access.pipeline.generator, MonocularDepthGenerator)
+    assert access.pipeline.config.depth_source == "monocular"
