@@ -22,6 +22,16 @@ Usage:
     .venv/bin/python benchmarks/bench_diffusion.py --one-call           # build the models, time one inpainting call
     .venv/bin/python benchmarks/bench_diffusion.py --tiny --frames 60   # plumbing check with tiny models (~1 min)
     .venv/bin/python benchmarks/bench_diffusion.py --models-dir /tmp/sd15_random   # keep/reuse the 4 GB folders
+    .venv/bin/python benchmarks/bench_diffusion.py --oracle-count --trajectory walk --max-timed-keyframes 3
+        # issue 17: the keyframe count the coverage scheduler picks with exact procedural depth on the
+        # same walk (and the learned predictor's count); real diffusion keyframes at those poses
+
+Random-weight depth makes coverage trivial (the first run above asked for 4 keyframes), so
+``--oracle-count`` takes the keyframe poses from the coverage scheduler run on the procedural
+world of the same prompt with exact depth (what trained models' structured depth leads to), then
+generates real diffusion keyframes (inpainting + depth + lifting) at those poses, in order, and
+renders all frames from the resulting world. ``--max-timed-keyframes`` caps how many are
+generated (CPU time); the rest are counted at the mean of the timed ones and the report says so.
 """
 
 from __future__ import annotations
@@ -120,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny random models instead of real-size ones (plumbing check)")
     ap.add_argument("--one-call", action="store_true", help="only build/load the models and time one inpainting call")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
+    ap.add_argument("--oracle-count", action="store_true",
+                    help="keyframe poses from the coverage scheduler with exact procedural depth (issue 17)")
+    ap.add_argument("--max-timed-keyframes", type=int, default=0,
+                    help="with --oracle-count: generate at most this many keyframes for real (0 = all)")
     args = ap.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -168,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
             gen._inpaint(PROMPT, np.full((size, size, 3), 0.5, np.float32), np.ones((size, size), bool), seed=1)
             return time.perf_counter() - t, time.process_time() - c
 
+        if args.oracle_count:
+            _oracle_count_run(args, gen, res, one_frame)
+            return _finish(res, args.json)
         if args.one_call:
             sec["one_inpainting_call"], sec["one_inpainting_call_cpu"] = one_frame()
             print(f"one inpainting call at {args.size} px, {args.steps} steps: {sec['one_inpainting_call']:.1f} s")
@@ -236,6 +253,90 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _oracle_count_run(args: argparse.Namespace, gen: Any, res: dict[str, Any], one_frame: Any) -> None:
+    """Ours at the oracle's keyframe count, timed keyframe by keyframe; the baseline as in main()."""
+    from srender_ros.app.compose import AppConfig, build_pipeline
+    from srender_ros.backends.generators.procedural import ProceduralGenerator
+    from srender_ros.backends.learned.predictor import load_default_predictor
+    from srender_ros.backends.render.registry import get_renderer
+    from srender_ros.core.camera import crop_to_camera
+    from srender_ros.core.store import WorldStore
+    from srender_ros.core.trajectory_gen import make_trajectory
+    from srender_ros.engine.job import RunStats
+    from srender_ros.engine.pipeline import Pipeline, PipelineConfig, RenderJob
+
+    traj = make_trajectory(args.trajectory, fps=30.0, duration_s=args.frames / 30.0)
+    cam = Intrinsics.from_fov(args.size, args.size, 60.0)
+    cfg = PipelineConfig(max_keyframes_per_request=args.max_keyframes)
+    # 1. the oracle: coverage scheduler with exact procedural depth, same prompt, walk and camera
+    t0 = time.perf_counter()
+    oracle = build_pipeline(AppConfig(renderer="cpu", pipeline=cfg),
+                            store=WorldStore(Path(tempfile.mkdtemp(prefix="oracle_"))), generator=ProceduralGenerator())
+    orun = oracle.run(RenderJob(PROMPT, traj, cam))
+    for _ in orun:
+        pass
+    indices = orun.schedule.keyframe_indices
+    first = oracle.store.get(PROMPT).keyframes[0]  # type: ignore[union-attr]
+    view = crop_to_camera(first.rgb, first.intrinsics, cam)
+    learned = int(load_default_predictor()(traj, cam, view))
+    learned_no_image = int(load_default_predictor()(traj, cam, None))
+    res["oracle"] = {"keyframes": len(indices), "keyframe_indices": indices,
+                     "schedule_seconds": round(orun.stats.seconds["schedule"], 2),
+                     "wall_seconds": round(time.perf_counter() - t0, 2),
+                     "learned_count_with_first_view": learned, "learned_count_no_image": learned_no_image}
+    print(f"oracle (exact procedural depth): {len(indices)} keyframes at {indices}; learned predictor: {learned} "
+          f"(no image: {learned_no_image})", flush=True)
+    # 2. ours: real diffusion keyframes at the oracle's poses, in order, then every frame rendered
+    store = WorldStore(Path(tempfile.mkdtemp(prefix="worlds_")))
+    pipe = Pipeline(store, get_renderer("cpu"), gen, cfg)
+    state = store.get_or_create(PROMPT, gen.settings())
+    stats = RunStats()
+    timed = indices if args.max_timed_keyframes <= 0 else indices[:args.max_timed_keyframes]
+    per_kf: list[float] = []
+    per_kf_cpu: list[float] = []
+    for k in timed:
+        t, c = time.perf_counter(), time.process_time()
+        with state.lock:
+            pipe.make_keyframe(state, k, traj.T_world_cam[k], cam, None, "oracle pose", stats)
+        per_kf.append(time.perf_counter() - t)
+        per_kf_cpu.append(time.process_time() - c)
+        print(f"  keyframe at pose {k}: {per_kf[-1]:.1f} s wall, {per_kf_cpu[-1]:.1f} s CPU "
+              f"(load {_loadavg()})", flush=True)
+    t, c = time.perf_counter(), time.process_time()
+    for s in range(0, len(traj), cfg.chunk_size):
+        pipe.render_frames(state.world, cam, traj.T_world_cam[s:s + cfg.chunk_size])
+    render_s, render_cpu = time.perf_counter() - t, time.process_time() - c
+    mean_kf, mean_kf_cpu = float(np.mean(per_kf)), float(np.mean(per_kf_cpu))
+    fixed = res["oracle"]["schedule_seconds"] + render_s
+
+    def ours_total(count: int) -> float:
+        return fixed + sum(per_kf[:count]) + mean_kf * max(0, count - len(per_kf))
+
+    # 3. baseline: diffusion for every frame, timed frames extrapolated
+    base = [one_frame() for _ in range(args.baseline_frames)]
+    per_frame, per_frame_cpu = float(np.mean([w for w, _ in base])), float(np.mean([c for _, c in base]))
+    n = len(traj)
+    res["ours"] = {"keyframes_generated": len(per_kf), "keyframe_seconds": [round(x, 1) for x in per_kf],
+                   "keyframe_cpu_seconds": [round(x, 1) for x in per_kf_cpu], "per_keyframe_mean": round(mean_kf, 1),
+                   "generate_seconds": round(stats.seconds["generate"], 1), "lift_seconds": round(stats.seconds["lift"], 1),
+                   "render_seconds_all_frames": round(render_s, 1), "render_cpu_seconds": round(render_cpu, 1),
+                   "schedule_seconds_from_oracle": res["oracle"]["schedule_seconds"],
+                   "note": f"{len(per_kf)} of {len(indices)} keyframes generated and timed; the rest counted at their "
+                           "mean" if len(per_kf) < len(indices) else "every keyframe generated and timed"}
+    res["baseline"] = {"frames_timed": len(base), "seconds_each": [round(w, 1) for w, _ in base],
+                       "cpu_seconds_each": [round(c, 1) for _, c in base], "per_frame_mean": round(per_frame, 1),
+                       "extrapolated_total": round(per_frame * n, 1),
+                       "note": f"{len(base)} frames timed, total = mean x {n} (extrapolated)"}
+    res["speedup"] = {}
+    for name, count in (("oracle", len(indices)), ("learned", learned), ("learned_no_image", learned_no_image)):
+        total = ours_total(count)
+        cpu_total = render_cpu + mean_kf_cpu * count  # schedule CPU not separated; wall ratio is the headline
+        res["speedup"][name] = {"keyframes": count, "ours_seconds": round(total, 1),
+                                "speedup_wall": round(per_frame * n / total, 1),
+                                "speedup_cpu_time_approx": round(per_frame_cpu * n / cpu_total, 1)}
+        print(f"speed-up at {count} keyframes ({name}): {per_frame * n / total:.1f}x wall", flush=True)
 
 
 def _finish(res: dict[str, Any], out: Path | None) -> int:

@@ -13,14 +13,17 @@ from numpy.typing import NDArray
 
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.ports.generate import KeyframeGenerator
+from srender_ros.core.ports.inbetween import Inbetweener
 from srender_ros.core.ports.predict import CountPredictor
 from srender_ros.core.ports.refine import KeyframeRefiner, Refiner
 from srender_ros.core.ports.render import Renderer
 from srender_ros.core.store import WorldStore
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.engine.config import PipelineConfig
+from srender_ros.engine.inbetween import InbetweenKind
 from srender_ros.engine.pipeline import Pipeline
 from srender_ros.engine.scheduler import SchedulerKind
+from srender_ros.errors import InputError
 
 __all__ = ["AppConfig", "LazyCountPredictor", "build_generator", "build_keyframe_refiner", "build_pipeline",
            "build_renderer", "build_store"]
@@ -108,6 +111,30 @@ def build_keyframe_refiner() -> KeyframeRefiner:
     return FastKeyframeRefiner()
 
 
+def build_inbetweener() -> Inbetweener:
+    """The 2D interpolator of ``inbetween = interpolate`` (imports OpenCV)."""
+    from srender_ros.backends.inbetween.flow import FlowInbetweener
+
+    return FlowInbetweener()
+
+
+def with_depth_source(generator: KeyframeGenerator, depth_source: str) -> KeyframeGenerator:
+    """``generator`` with its keyframes' depth from ``depth_source`` (exact: unchanged).
+
+    Raises:
+        InputError: monocular depth asked of a generator that is not procedural (the diffusers
+            generator already estimates depth with a real monocular model).
+    """
+    if depth_source == "exact":
+        return generator
+    if generator.name != "procedural":
+        raise InputError(f"--depth-source monocular simulates a monocular depth model for the procedural generator; "
+                         f"the {generator.name} generator has its own depth (use --depth-source exact)")
+    from srender_ros.backends.generators.monocular import MonocularDepthGenerator
+
+    return MonocularDepthGenerator(generator)
+
+
 def build_pipeline(config: AppConfig, *, store: WorldStore | None = None, renderer: Renderer | None = None,
                    generator: KeyframeGenerator | None = None, count_predictor: CountPredictor | None = None) -> Pipeline:
     """A pipeline wired from ``config``; parts given as arguments are shared instead of built.
@@ -118,9 +145,14 @@ def build_pipeline(config: AppConfig, *, store: WorldStore | None = None, render
     pcfg = config.pipeline
     if count_predictor is None and pcfg.scheduler is SchedulerKind.LEARNED:
         count_predictor = LazyCountPredictor(config.predictor_weights)
+    if generator is None and pcfg.depth_source != "exact" and config.generator != "procedural":
+        raise InputError(f"--depth-source {pcfg.depth_source} simulates a monocular depth model for the procedural "
+                         f"generator; the {config.generator} generator has its own depth (use --depth-source exact)")
+    gen = generator if generator is not None else build_generator(config.generator, config.generator_settings)
     return Pipeline(store if store is not None else build_store(config),
                     renderer if renderer is not None else build_renderer(config.renderer),
-                    generator if generator is not None else build_generator(config.generator, config.generator_settings),
+                    with_depth_source(gen, pcfg.depth_source),
                     pcfg, count_predictor=count_predictor,
                     refiner=build_refiner() if pcfg.refine is not None else None,
-                    keyframe_refiner=build_keyframe_refiner() if pcfg.keyframe_refine is not None else None)
+                    keyframe_refiner=build_keyframe_refiner() if pcfg.keyframe_refine is not None else None,
+                    inbetweener=build_inbetweener() if pcfg.inbetween == InbetweenKind.INTERPOLATE else None)

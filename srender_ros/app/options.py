@@ -14,7 +14,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
-from srender_ros.engine.config import PipelineConfig
+from srender_ros.engine.config import DEPTH_SOURCES, PipelineConfig
+from srender_ros.engine.inbetween import InbetweenKind
 from srender_ros.engine.scheduler import SchedulerKind
 
 __all__ = ["INTERNAL_FIELDS", "PIPELINE_OPTIONS", "PipelineOption", "add_pipeline_arguments",
@@ -36,6 +37,7 @@ class PipelineOption:
         kind: the value type on the command line and as a ROS parameter.
         help: one line for ``--help`` and ``ros2 param describe``.
         off_value: for an optional number, the value that means None (off).
+        choices: the allowed values of a string option (empty = any).
     """
 
     field: str
@@ -43,6 +45,7 @@ class PipelineOption:
     kind: type
     help: str
     off_value: float | None = None
+    choices: tuple[str, ...] = ()
 
 
 PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
@@ -65,6 +68,10 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
     PipelineOption("coarse_weight", "--coarse-weight", float, "weight of a too-coarse pixel relative to an empty one"),
     PipelineOption("fill_holes", "--fill-holes", bool, "composite frames over the world's surrounding colour"),
     PipelineOption("seed", "--seed", int, "base seed of keyframe generation"),
+    PipelineOption("inbetween", "--inbetween", str, "frames between keyframes: render (3D world) | interpolate "
+                   "(2D optical flow between the neighbouring keyframes, a baseline)", choices=InbetweenKind.ALL),
+    PipelineOption("depth_source", "--depth-source", str, "depth of procedural keyframes: exact | monocular "
+                   "(simulated monocular estimate aligned like the diffusers path)", choices=DEPTH_SOURCES),
 )
 
 #: PipelineConfig fields not exposed on purpose, with the reason. ``refine`` is exposed as the flag
@@ -129,6 +136,9 @@ def add_pipeline_arguments(group: argparse._ArgumentGroup) -> None:
         if o.kind is bool:
             group.add_argument(o.cli_flag, dest=o.field, action=argparse.BooleanOptionalAction, default=default,
                                help=f"{o.help} (default {'on' if default else 'off'})")
+        elif o.choices:
+            group.add_argument(o.cli_flag, dest=o.field, choices=list(o.choices), default=default,
+                               help=f"{o.help} (default {default})")
         elif o.field == "scheduler":
             group.add_argument(o.cli_flag, dest=o.field, choices=[k.value for k in SchedulerKind], default=default,
                                help=f"{o.help} (default {default})")

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from srender_ros.cli.outputs import VideoWriter, write_json, write_png
 from srender_ros.core.camera import Intrinsics
-from srender_ros.core.metrics import psnr_db, ssim
+from srender_ros.core.metrics import psnr_db, ssim, temporal_error
 from srender_ros.core.trajectory import Trajectory
 from srender_ros.engine.pipeline import Pipeline, RenderJob
 
@@ -64,6 +64,8 @@ def run_session(pipeline: Pipeline, job: RenderJob, fps: float, outputs: Session
     result = SessionResult(metrics={})
     ssims: list[float] = []
     kf_psnr: list[float] = []
+    temporal: list[float] = []
+    prev: tuple[int, NDArray[np.float32], NDArray[np.float32]] | None = None  # last frame and its truth
     gt_seconds = 0.0
     n = len(job.trajectory)
     bar = tqdm(total=n, unit="frame", desc="render", disable=not outputs.progress, leave=False)
@@ -83,6 +85,9 @@ def run_session(pipeline: Pipeline, job: RenderJob, fps: float, outputs: Session
                     if outputs.ground_truth_dir is not None:
                         write_png(outputs.ground_truth_dir / f"{idx:06d}.png", truth[j])
                     p = psnr_db(rgb, truth[j])
+                    if prev is not None and prev[0] == idx - 1:
+                        temporal.append(temporal_error(prev[1], rgb, prev[2], truth[j]))
+                    prev = (idx, rgb, truth[j])
                     if idx in keyframes:
                         kf_psnr.append(p)
                     else:
@@ -128,12 +133,16 @@ def run_session(pipeline: Pipeline, job: RenderJob, fps: float, outputs: Session
         "gaussians_added": stats.gaussians_added,
         "hole_fraction_mean": stats.hole_fraction_mean,
         "coverage_mean": float(np.nanmean(sched.coverage)) if len(sched.coverage) else 0.0,
+        "inbetween": pipeline.config.inbetween,
+        "depth_source": pipeline.config.depth_source,
+        "held_frames": stats.held_frames,
     }
     if gt_fn is not None:
         metrics["psnr_mean"] = float(np.mean(finite)) if finite else None
         metrics["psnr_min"] = float(np.min(finite)) if finite else None
         metrics["ssim_mean"] = float(np.mean(ssims)) if ssims else None
         metrics["psnr_keyframes_mean"] = float(np.mean(kf_psnr)) if kf_psnr else None
+        metrics["temporal_error_mean"] = float(np.mean(temporal)) if temporal else None
         metrics["seconds_ground_truth"] = round(gt_seconds, 4)
     if outputs.metrics_json is not None:
         write_json(outputs.metrics_json, metrics)

@@ -39,3 +39,20 @@ def hole_fraction(alpha: NDArray[np.floating], threshold: float = 0.5) -> NDArra
     a = np.asarray(alpha)
     frac: NDArray[np.float64] = np.mean(a.reshape(a.shape[0], -1) < threshold, axis=1).astype(np.float64)
     return frac
+
+
+def temporal_error(prev_pred: NDArray[np.floating], pred: NDArray[np.floating], prev_target: NDArray[np.floating],
+                   target: NDArray[np.floating]) -> float:
+    """Temporal consistency of one step: mean |(pred - prev_pred) - (target - prev_target)|.
+
+    The change between two consecutive rendered frames against the change between the same two
+    ground-truth frames, per pixel and channel (images in [0, 1], any equal shapes). 0 when the
+    frames change exactly as the truth does, whatever their per-frame error (a constant colour
+    offset costs nothing); flicker, popping and swimming texture raise it. ``temporal_error_mean``
+    in the metrics JSON is its mean over every consecutive pair of frames evaluated.
+    """
+    d_pred = np.asarray(pred, np.float64) - np.asarray(prev_pred, np.float64)
+    d_true = np.asarray(target, np.float64) - np.asarray(prev_target, np.float64)
+    if d_pred.shape != d_true.shape:
+        raise ValueError(f"temporal_error: frames {d_pred.shape} and truth {d_true.shape} differ in shape")
+    return float(np.mean(np.abs(d_pred - d_true)))

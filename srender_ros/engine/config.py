@@ -6,11 +6,15 @@ from dataclasses import dataclass, field
 
 from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.engine.dedup import DedupConfig
+from srender_ros.engine.inbetween import InbetweenKind
 from srender_ros.engine.lifting import LiftConfig
 from srender_ros.engine.scheduler import SchedulerKind, WalkSettings
 from srender_ros.errors import InputError
 
-__all__ = ["PipelineConfig"]
+__all__ = ["DEPTH_SOURCES", "PipelineConfig"]
+
+#: Values of ``PipelineConfig.depth_source``.
+DEPTH_SOURCES = ("exact", "monocular")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,13 @@ class PipelineConfig:
         keyframe_refine: the fast refinement right after each keyframe is lifted: the new
             keyframe's Gaussians and their neighbours fitted to it and its nearest earlier
             keyframes for a fixed number of steps (colours and opacities; docs/refine.md). None = off.
+        inbetween: how frames between keyframes are made: ``render`` (the 3D Gaussian world) or
+            ``interpolate`` (2D optical-flow interpolation of the two neighbouring keyframes, the
+            FusionFrames / RIFE-style baseline; engine/inbetween.py, docs/quality.md). Keyframes are
+            the same in both.
+        depth_source: depth of procedural keyframes: ``exact`` (ray-cast) or ``monocular`` (a
+            simulated monocular estimate, aligned to the world by the diffusers generator's own
+            code; backends/generators/monocular.py). Applied by the composition root (app/compose.py).
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -84,6 +95,8 @@ class PipelineConfig:
     dedup: DedupConfig | None = field(default_factory=DedupConfig)
     grazing_detail: bool = False
     keyframe_refine: KeyframeRefineConfig | None = field(default_factory=KeyframeRefineConfig)
+    inbetween: str = InbetweenKind.RENDER
+    depth_source: str = "exact"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))
@@ -107,6 +120,16 @@ class PipelineConfig:
             raise InputError(f"max_footprint_px={self.max_footprint_px}: must be > 0 (or None to ignore detail)")
         if not 0.0 <= self.coarse_weight <= 1.0:
             raise InputError(f"coarse_weight={self.coarse_weight}: must be in [0, 1]")
+        if self.inbetween not in InbetweenKind.ALL:
+            raise InputError(f"inbetween={self.inbetween!r}: choose one of {', '.join(InbetweenKind.ALL)}")
+        if self.depth_source not in DEPTH_SOURCES:
+            raise InputError(f"depth_source={self.depth_source!r}: choose one of {', '.join(DEPTH_SOURCES)}")
+        if self.inbetween == InbetweenKind.INTERPOLATE and (
+                (self.scheduler is SchedulerKind.UNIFORM and self.uniform_keyframes < 2)
+                or self.max_keyframes_per_request < 2):
+            made = self.uniform_keyframes if self.scheduler is SchedulerKind.UNIFORM else self.max_keyframes_per_request
+            raise InputError(f"--inbetween interpolate needs at least 2 keyframes, but the settings allow {made}; use "
+                             "--keyframes 2 (or more), or --inbetween render")
         if not 1.0 <= self.keyframe_overscan <= 2.0:
             raise InputError(f"keyframe_overscan={self.keyframe_overscan}: must be in [1, 2]")
 

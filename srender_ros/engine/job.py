@@ -71,6 +71,8 @@ class RunStats:
     gaussians: int = 0
     gaussians_added: int = 0
     hole_fractions: list[float] = field(default_factory=list)
+    #: inbetween = interpolate: poses before the first / after the last keyframe, which hold it.
+    held_frames: int = 0
 
     @property
     def hole_fraction_mean(self) -> float:

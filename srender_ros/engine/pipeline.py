@@ -23,6 +23,7 @@ from srender_ros.core.holes import fill_holes
 from srender_ros.core.manifest import KeyframeRecord
 from srender_ros.core.metrics import hole_fraction
 from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
+from srender_ros.core.ports.inbetween import Inbetweener
 from srender_ros.core.ports.predict import CountPredictor
 from srender_ros.core.ports.refine import KeyframeRefiner, Refiner
 from srender_ros.core.ports.render import Renderer, RenderOutput
@@ -31,6 +32,7 @@ from srender_ros.core.trajectory import Trajectory
 from srender_ros.core.world import GaussianWorld
 from srender_ros.engine.config import PipelineConfig
 from srender_ros.engine.coverage import Coverage, CoverageProbe
+from srender_ros.engine.inbetween import InbetweenKind, interpolated_chunks, keyframe_views, require_two_keyframes
 from srender_ros.engine.job import FrameChunk, RenderJob, RunStats
 from srender_ros.engine.lifting import merge_keyframe
 from srender_ros.engine.refinement import refine_state
@@ -55,11 +57,13 @@ class Pipeline:
         keyframe_refiner: the fast per-keyframe refinement backend, used when
             ``config.keyframe_refine`` is set (without one, keyframes are not refined: the
             composition root, app/compose.py, always passes one).
+        inbetweener: 2D interpolator, needed when ``config.inbetween`` is ``interpolate``.
     """
 
     def __init__(self, store: WorldStore, renderer: Renderer, generator: KeyframeGenerator,
                  config: PipelineConfig | None = None, count_predictor: CountPredictor | None = None,
-                 refiner: Refiner | None = None, keyframe_refiner: KeyframeRefiner | None = None) -> None:
+                 refiner: Refiner | None = None, keyframe_refiner: KeyframeRefiner | None = None,
+                 inbetweener: Inbetweener | None = None) -> None:
         self.store = store
         self.renderer = renderer
         self.generator = generator
@@ -67,6 +71,7 @@ class Pipeline:
         self.count_predictor = count_predictor
         self.refiner = refiner
         self.keyframe_refiner = keyframe_refiner
+        self.inbetweener = inbetweener
         cfg = self.config
         self.probe = CoverageProbe(renderer, cfg.coverage_alpha, cfg.max_footprint_px, cfg.coarse_weight,
                                    cfg.lift.max_stretch if cfg.grazing_detail else None)
@@ -234,6 +239,11 @@ class PipelineRun:
 
         p.store.focus(state, T_all[:cfg.chunk_size, :3, 3])
 
+        interpolate = cfg.inbetween == InbetweenKind.INTERPOLATE
+        if interpolate and p.inbetweener is None:
+            raise BackendUnavailableError("inbetween=interpolate but the pipeline has no interpolator; build it with "
+                                          "srender_ros.app")
+        records_before = len(state.keyframes)
         walk = KeyframeWalk(cfg.walk_settings(), n, coverage, make)
         self._walk = walk
         made_first = False
@@ -267,6 +277,8 @@ class PipelineRun:
                     refine_state(state, p.refiner, cfg.refine)
                     stats.seconds["refine"] += time.perf_counter() - t0
                 world = state.world
+            if interpolate:
+                continue  # frames come from the keyframes once the whole walk has placed them
             t0 = time.perf_counter()
             out = p.render_frames(world, job.intrinsics, T_all[s:e])
             stats.seconds["render"] += time.perf_counter() - t0
@@ -278,6 +290,13 @@ class PipelineRun:
             yield FrameChunk(idx, traj.stamps_ns[s:e].copy(), T_all[s:e].copy(), out)
 
         walk.finish()
+        if interpolate and p.inbetweener is not None:
+            views = keyframe_views(state.keyframes[records_before:], job.intrinsics)
+            require_two_keyframes(len(views))  # before anything is yielded or saved
+            stats.gaussians = len(state.world)
+            for chunk in interpolated_chunks(p.inbetweener, views, traj, cfg.chunk_size, stats):
+                stats.seconds["total"] = time.perf_counter() - t_start
+                yield chunk
         if state.dirty:
             p.store.save(state)
         stats.seconds["total"] = time.perf_counter() - t_start

@@ -38,6 +38,7 @@ class EnvConfig:
         arena_radius_m: the base stays in this disc around the world origin (positions are clamped).
         max_depth_m: depth observations are clipped to this; empty pixels read max_depth_m.
         max_episode_steps: episodes are truncated after this many steps.
+        depth_source: keyframe depth for ``generate=True``: exact | monocular (docs/quality.md).
     """
 
     width: int = 84
@@ -48,6 +49,7 @@ class EnvConfig:
     prompts: tuple[str, ...] = ("a small office",)
     generate: bool = False
     camera_height_m: float = 1.5
+    depth_source: str = "exact"
     dt_s: float = 0.1
     max_speed_mps: float = 1.0
     max_yaw_rate_rps: float = 1.5
@@ -101,7 +103,8 @@ class MobileBaseSim:
         self.n = num_envs
         self.config = config
         self.intrinsics = config.intrinsics
-        self.access = access or shared_access(AccessConfig(world_dir=config.world_dir, renderer=config.renderer))
+        self.access = access or shared_access(AccessConfig(world_dir=config.world_dir, renderer=config.renderer,
+                                                              depth_source=config.depth_source))
         self.access.check_prompts(config.prompts, config.generate)
         self.rngs = [np.random.default_rng() for _ in range(num_envs)]
         self.state = BaseState(np.zeros((num_envs, 2)), np.zeros(num_envs))

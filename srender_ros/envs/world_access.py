@@ -33,11 +33,13 @@ class AccessConfig:
         world_dir: store folder (None: $SRENDER_WORLD_DIR or ~/.cache/srender/worlds).
         renderer: "cpu", "gsplat" or "auto".
         generator: keyframe source for ``generate=True`` ("procedural" needs no model).
+        depth_source: exact | monocular keyframe depth (PipelineConfig.depth_source).
     """
 
     world_dir: str | None = None
     renderer: str = "cpu"
     generator: str = "procedural"
+    depth_source: str = "exact"
 
 
 class WorldAccess:
@@ -47,8 +49,11 @@ class WorldAccess:
         from srender_ros.app.compose import AppConfig, build_pipeline
 
         self.config = config
+        from srender_ros.engine.config import PipelineConfig
+
         self.pipeline: Pipeline = build_pipeline(AppConfig(world_dir=config.world_dir, renderer=config.renderer,
-                                                           generator=config.generator))
+                                                           generator=config.generator,
+                                                           pipeline=PipelineConfig(depth_source=config.depth_source)))
         self._lock = threading.Lock()
 
     @property

@@ -66,6 +66,8 @@ class NodeConfig:
     max_footprint_px: float = pipeline_default("max_footprint_px")
     coarse_weight: float = pipeline_default("coarse_weight")
     fill_holes: bool = pipeline_default("fill_holes")
+    inbetween: str = pipeline_default("inbetween")
+    depth_source: str = pipeline_default("depth_source")
     refine: bool = False
     refine_iterations: int = REFINE_ITERATIONS_PER_CHUNK
     publish_mode: str = "fast"
@@ -246,6 +248,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               min_value=0.0, max_value=1.0),
     ParamSpec("fill_holes", bool, "Composite frames over the world's surrounding colour instead of black "
               "(depth keeps NaN where empty)."),
+    ParamSpec("inbetween", str, "Frames between keyframes: render (3D world) or interpolate (2D optical flow "
+              "between the neighbouring keyframes, a baseline; docs/quality.md).", choices=("render", "interpolate")),
+    ParamSpec("depth_source", str, "Depth of procedural keyframes: exact or monocular (a simulated monocular "
+              "estimate aligned like the diffusers path; docs/quality.md).", choices=("exact", "monocular")),
     ParamSpec("refine", bool, "Photometric refinement of the world after every chunk that added keyframes "
               "(slow on CPU; docs/refine.md)."),
     ParamSpec("refine_iterations", int, "Optimizer steps per refinement.", min_value=1, max_value=1000000),

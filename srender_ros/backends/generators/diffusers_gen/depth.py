@@ -192,6 +192,45 @@ def align_depth(
     return DepthAlignment(inverse_to_depth(scale * pred + shift, prior), scale, shift)
 
 
+def keyframe_depth(pred_inverse: NDArray[np.floating], world_depth_m: NDArray[np.floating] | None,
+                   world_alpha: NDArray[np.floating] | None, generated: NDArray[np.bool_], prior: MetricPrior,
+                   seed: int, is_metric: bool = False, min_alpha: float = 0.5) -> DepthAlignment:
+    """A keyframe's metric depth from a monocular prediction: the one rule every monocular path uses.
+
+    The prediction is aligned (:func:`align_depth`) to the world's rendered depth where the world is
+    solid (alpha >= ``min_alpha``, finite positive depth); with fewer than MIN_ALIGN_PIXELS such
+    pixels a metric model's own metres are used, else the metric prior (:func:`prior_depth`).
+    Where the keyframe kept the world's pixels (solid and not ``generated``), the world's own depth
+    is used, so the keyframe agrees with the world exactly there.
+
+    Args:
+        pred_inverse: [H, W] relative inverse depth (a metric model's inverse metres when ``is_metric``).
+        world_depth_m, world_alpha: [H, W] the world rendered at the keyframe pose, or None (new world).
+        generated: [H, W] bool, pixels the generator drew (not kept from the world).
+        prior: metric prior and clipping range.
+        seed: seed of the robust fit.
+    Returns:
+        depth_m [H, W] float32 and the (scale, shift) of the alignment.
+    """
+    inv = np.asarray(pred_inverse)
+    valid = np.zeros(inv.shape, bool)
+    if world_depth_m is not None and world_alpha is not None:
+        with np.errstate(invalid="ignore"):
+            valid = (world_alpha >= min_alpha) & np.isfinite(world_depth_m) & (world_depth_m > 0)
+    if int(valid.sum()) >= MIN_ALIGN_PIXELS:
+        assert world_depth_m is not None
+        aligned = align_depth(inv, world_depth_m, valid, prior, seed)
+    elif is_metric:  # nothing to align to, but the model's own metres are better than a prior
+        aligned = DepthAlignment(inverse_to_depth(inv, prior), 1.0, 0.0)
+    else:
+        aligned = prior_depth(inv, prior)
+    if world_depth_m is None:
+        return aligned
+    keep = ~np.asarray(generated, bool) & valid
+    depth_m = np.where(keep, world_depth_m, aligned.depth_m).astype(np.float32)
+    return DepthAlignment(depth_m, aligned.scale, aligned.shift)
+
+
 class DepthEstimator:
     """Relative inverse depth from a transformers depth-estimation model in a local folder.
 

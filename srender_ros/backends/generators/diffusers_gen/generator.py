@@ -26,13 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from srender_ros.backends.generators.diffusers_gen.depth import (
-    MIN_ALIGN_PIXELS,
     DepthAlignment,
     DepthEstimator,
     MetricPrior,
-    align_depth,
-    inverse_to_depth,
-    prior_depth,
+    keyframe_depth,
 )
 from srender_ros.backends.generators.diffusers_gen.images import (
     center_crop_resize,
@@ -273,22 +270,9 @@ class DiffusersGenerator:
                mask: NDArray[np.bool_], seed: int) -> DepthAlignment:
         """Monocular depth aligned to the world where it is solid; the world's depth where kept."""
         inv = self.depth.predict_inverse(rgb)
-        valid = np.zeros(inv.shape, bool)
-        if world is not None:
-            _, world_depth, world_alpha = world
-            with np.errstate(invalid="ignore"):
-                valid = (world_alpha >= DEPTH_MIN_ALPHA) & np.isfinite(world_depth) & (world_depth > 0)
-        if int(valid.sum()) >= MIN_ALIGN_PIXELS:
-            aligned = align_depth(inv, world_depth, valid, self.depth_prior, seed)
-        elif self.depth.is_metric:  # nothing to align to, but the model's own metres are better than a prior
-            aligned = DepthAlignment(inverse_to_depth(inv, self.depth_prior), 1.0, 0.0)
-        else:
-            aligned = prior_depth(inv, self.depth_prior)
-        if world is None:
-            return aligned
-        keep = ~mask & valid
-        depth_m = np.where(keep, world_depth, aligned.depth_m).astype(np.float32)
-        return DepthAlignment(depth_m, aligned.scale, aligned.shift)
+        world_depth, world_alpha = (world[1], world[2]) if world is not None else (None, None)
+        return keyframe_depth(inv, world_depth, world_alpha, mask, self.depth_prior, seed, self.depth.is_metric,
+                              DEPTH_MIN_ALPHA)
 
     def settings(self) -> dict[str, object]:
         """JSON-able description recorded in the world manifest."""
