@@ -5,13 +5,13 @@ after lifting a keyframe; it selects, among the Gaussians the world had before t
 
 - **redundant** ones: on the keyframe's surface (centre inside its image, z within
   ``occlusion_margin`` of the keyframe's depth at that pixel), inside a region the keyframe is
-  lifting anyway (at least ``cover_fraction`` of the pixels within 1.5 footprints of the centre got
-  a new Gaussian; none within three footprints of the image border) and no finer than the new
-  Gaussians there (footprint >= ``detail_ratio`` x theirs). merge_keyframe then lifts the keyframe's pixels under their
-  footprints too
-  (:func:`footprint_pixels`), so the keyframe's own Gaussians draw that surface alone: without
-  this rule a surface lifted again where the world rendered it thin (gaps between the rows of a
-  road seen at a grazing angle, partly covered borders) or a little off in depth keeps both layers;
+  lifting anyway (at least ``cover_fraction`` of the pixels within 1.5 footprints of the centre
+  got a new Gaussian; none within three footprints of the image border) and no finer than the new
+  Gaussians there (footprint >= ``detail_ratio`` x theirs). merge_keyframe then lifts the
+  keyframe's pixels under their footprints too (:func:`footprint_pixels`), so the keyframe's own
+  Gaussians draw that surface alone: without this rule a surface lifted again where the world
+  rendered it thin (gaps between the rows of a road seen at a grazing angle, partly covered
+  borders) or a little off in depth keeps both layers;
 - **hidden for good**: behind the surface of every keyframe whose image contains the centre (the
   new one included, by more than ``occlusion_margin`` past the farthest depth of the 3x3 pixels
   around it, so silhouettes stay). A Gaussian lifted from a keyframe lies on that keyframe's
