@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srender_ros.backends.render.registry import get_renderer
+from srender_ros.backends.render.cpu import CpuRenderer
 from srender_ros.cli.main import main
 from srender_ros.core.camera import Intrinsics
 from srender_ros.core.manifest import KeyframeRecord
@@ -26,7 +26,7 @@ from srender_ros.engine.lifting import LiftConfig, MergeResult, merge_keyframe
 from srender_ros.errors import InputError
 
 CAM = Intrinsics.from_fov(80, 60, 90.0)
-RENDERER = get_renderer("cpu")
+RENDERER = CpuRenderer(lod_px=0)  # exact: these tests compare images of deduplicated worlds, not LOD
 PROBE = CoverageProbe(RENDERER, 0.5, 2.0, 0.1)
 
 

@@ -280,12 +280,12 @@ def _run_info(args: argparse.Namespace) -> int:
 
 def _print_keyframes(store: WorldStore, info: WorldInfo) -> None:
     """The per-keyframe ledger of a saved world's manifest: what each keyframe added and removed."""
-    from srender_ros.core.manifest import read_manifest
+    from srender_ros.core.cell_store import read_cells_manifest
 
     if info.path is None:
         print("keyframes: the world is not saved yet (the ledger is read from its manifest)")
         return
-    entries = read_manifest(info.path).get("keyframes", [])
+    entries = read_cells_manifest(info.path).get("keyframes", [])
     rows = []
     for i, e in enumerate(entries):
         added, removed = int(e.get("gaussians_added", -1)), int(e.get("gaussians_removed", -1))

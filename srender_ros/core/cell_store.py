@@ -318,6 +318,9 @@ def write_keyframe(directory: Path, index: int, kf: KeyframeRecord) -> tuple[dic
                        "fx_px": kf.intrinsics.fx_px, "fy_px": kf.intrinsics.fy_px,
                        "cx_px": kf.intrinsics.cx_px, "cy_px": kf.intrinsics.cy_px},
         "reason": kf.reason,
+        "gaussians_added": kf.gaussians_added,
+        "gaussians_removed": kf.gaussians_removed,
+        "removed_by": kf.removed_by,
     }
     files: dict[str, Any] = {}
     for key, rel, data in (("rgb_file", f"{KEYFRAMES_DIR}/kf-{index:04d}-rgb.png", _png_bytes(kf.rgb)),
