@@ -43,9 +43,9 @@ from srender_ros.core.manifest import (
     KeyframeRecord,
     WorldSnapshot,
     _keyframe_from_entry,
-    _npy_bytes,
-    _png_bytes,
     _safe_member,
+    keyframe_entry,
+    keyframe_files,
     read_manifest,
     sha256_file,
 )
@@ -267,6 +267,7 @@ def write_cells(directory: Path, world: GaussianWorld, codes: NDArray[np.int64],
 
 
 def _write_cell_bytes(directory: Path, key: CellKey, data: bytes, n: int) -> CellEntry:
+    """Write ``data`` (a whole PLY of ``n`` Gaussians) as a new, uniquely named cell file."""
     rel = f"{CELLS_DIR}/{cell_name(key)}-{uuid.uuid4().hex[:10]}.ply"
     path = directory / rel
     try:
@@ -289,19 +290,8 @@ def write_cell(directory: Path, key: CellKey, world: GaussianWorld) -> CellEntry
     Raises:
         OSError: the write failed (naming the file); a partly written file is removed.
     """
-    rel = f"{CELLS_DIR}/{cell_name(key)}-{uuid.uuid4().hex[:10]}.ply"
     header, records = encode_ply(world)
-    data = header + np.ascontiguousarray(records).view(np.uint8).tobytes()
-    path = directory / rel
-    try:
-        write_new_file(path, data)
-    except OSError as exc:
-        try:
-            path.unlink()
-        except OSError:
-            pass
-        raise OSError(exc.errno, f"writing {path}: {exc.strerror or exc}") from exc
-    return CellEntry(rel, len(world), hashlib.sha256(data).hexdigest(), len(data))
+    return _write_cell_bytes(directory, key, header + np.ascontiguousarray(records).view(np.uint8).tobytes(), len(world))
 
 
 def write_keyframe(directory: Path, index: int, kf: KeyframeRecord) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -310,21 +300,9 @@ def write_keyframe(directory: Path, index: int, kf: KeyframeRecord) -> tuple[dic
     Returns:
         (manifest keyframe entry, {relative path: {"sha256", "bytes"}}).
     """
-    entry: dict[str, Any] = {
-        "index": index,
-        "pose_index": kf.pose_index,
-        "T_world_cam": kf.T_world_cam.tolist(),
-        "intrinsics": {"width_px": kf.intrinsics.width_px, "height_px": kf.intrinsics.height_px,
-                       "fx_px": kf.intrinsics.fx_px, "fy_px": kf.intrinsics.fy_px,
-                       "cx_px": kf.intrinsics.cx_px, "cy_px": kf.intrinsics.cy_px},
-        "reason": kf.reason,
-        "gaussians_added": kf.gaussians_added,
-        "gaussians_removed": kf.gaussians_removed,
-        "removed_by": kf.removed_by,
-    }
+    entry = keyframe_entry(index, kf)
     files: dict[str, Any] = {}
-    for key, rel, data in (("rgb_file", f"{KEYFRAMES_DIR}/kf-{index:04d}-rgb.png", _png_bytes(kf.rgb)),
-                           ("depth_file", f"{KEYFRAMES_DIR}/kf-{index:04d}-depth.npy", _npy_bytes(kf.depth_m))):
+    for key, rel, data in keyframe_files(index, kf):
         path = directory / rel
         try:
             atomic_write_bytes(path, data)

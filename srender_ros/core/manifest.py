@@ -180,6 +180,28 @@ def _npy_bytes(depth_m: NDArray[np.float32]) -> bytes:
     return buf.getvalue()
 
 
+def keyframe_entry(index: int, kf: KeyframeRecord) -> dict[str, Any]:
+    """Keyframe ``index``'s manifest entry without its file names (both formats write the same fields)."""
+    return {
+        "index": index,
+        "pose_index": kf.pose_index,
+        "T_world_cam": kf.T_world_cam.tolist(),
+        "intrinsics": {"width_px": kf.intrinsics.width_px, "height_px": kf.intrinsics.height_px,
+                       "fx_px": kf.intrinsics.fx_px, "fy_px": kf.intrinsics.fy_px,
+                       "cx_px": kf.intrinsics.cx_px, "cy_px": kf.intrinsics.cy_px},
+        "reason": kf.reason,
+        "gaussians_added": kf.gaussians_added,
+        "gaussians_removed": kf.gaussians_removed,
+        "removed_by": kf.removed_by,
+    }
+
+
+def keyframe_files(index: int, kf: KeyframeRecord) -> tuple[tuple[str, str, bytes], ...]:
+    """(entry key, relative path, bytes) of keyframe ``index``'s image (PNG) and depth (float32 .npy) files."""
+    return (("rgb_file", f"{KEYFRAMES_DIR}/kf-{index:04d}-rgb.png", _png_bytes(kf.rgb)),
+            ("depth_file", f"{KEYFRAMES_DIR}/kf-{index:04d}-depth.npy", _npy_bytes(kf.depth_m)))
+
+
 def write_world_files(directory: Path, snap: WorldSnapshot) -> dict[str, Any]:
     """Write the complete contents of a world directory into ``directory`` (empty, existing).
 
@@ -195,20 +217,8 @@ def write_world_files(directory: Path, snap: WorldSnapshot) -> dict[str, Any]:
     files[PLY_NAME] = {"sha256": sha256_file(directory / PLY_NAME), "bytes": (directory / PLY_NAME).stat().st_size}
     keyframes = []
     for i, kf in enumerate(snap.keyframes):
-        entry: dict[str, Any] = {
-            "index": i,
-            "pose_index": kf.pose_index,
-            "T_world_cam": kf.T_world_cam.tolist(),
-            "intrinsics": {"width_px": kf.intrinsics.width_px, "height_px": kf.intrinsics.height_px,
-                           "fx_px": kf.intrinsics.fx_px, "fy_px": kf.intrinsics.fy_px,
-                           "cx_px": kf.intrinsics.cx_px, "cy_px": kf.intrinsics.cy_px},
-            "reason": kf.reason,
-            "gaussians_added": kf.gaussians_added,
-            "gaussians_removed": kf.gaussians_removed,
-            "removed_by": kf.removed_by,
-        }
-        for key, rel, data in (("rgb_file", f"{KEYFRAMES_DIR}/kf-{i:04d}-rgb.png", _png_bytes(kf.rgb)),
-                               ("depth_file", f"{KEYFRAMES_DIR}/kf-{i:04d}-depth.npy", _npy_bytes(kf.depth_m))):
+        entry = keyframe_entry(i, kf)
+        for key, rel, data in keyframe_files(i, kf):
             write_synced(directory / rel, data)
             files[rel] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
             entry[key] = rel
