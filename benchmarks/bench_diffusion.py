@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny random models instead of real-size ones (plumbing check)")
     ap.add_argument("--one-call", action="store_true", help="only build/load the models and time one inpainting call")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
+    ap.add_argument("--refine-strength", type=float, default=0.0,
+                    help="with --one-call: also time ConFiner's refinement pass (img2img at this strength) on one keyframe")
     ap.add_argument("--oracle-count", action="store_true",
                     help="keyframe poses from the coverage scheduler with exact procedural depth (issue 17)")
     ap.add_argument("--max-timed-keyframes", type=int, default=0,
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         sec["build_and_save_models"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         gen = DiffusersGenerator(str(inpaint_dir), str(depth_dir), device="cpu", steps=args.steps,
-                                 guidance_scale=args.guidance, seed=0)
+                                 guidance_scale=args.guidance, seed=0, refine_strength=args.refine_strength)
         sec["load_models"] = time.perf_counter() - t0
         unet = gen.inpaint_pipe.unet
         res["settings"]["unet_parameters_M"] = round(sum(p.numel() for p in unet.parameters()) / 1e6, 1)
@@ -188,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.one_call:
             sec["one_inpainting_call"], sec["one_inpainting_call_cpu"] = one_frame()
             print(f"one inpainting call at {args.size} px, {args.steps} steps: {sec['one_inpainting_call']:.1f} s")
+            if args.refine_strength > 0:
+                # ConFiner's structure-then-refine pass, as DiffusersGenerator.generate runs it on a keyframe.
+                t, c = time.perf_counter(), time.process_time()
+                gen._refine(PROMPT, np.full((args.size, args.size, 3), 0.5, np.float32), seed=1)
+                sec["one_refine_pass"], sec["one_refine_pass_cpu"] = time.perf_counter() - t, time.process_time() - c
+                print(f"refinement pass at strength {args.refine_strength}: {sec['one_refine_pass']:.1f} s wall, "
+                      f"{sec['one_refine_pass_cpu']:.1f} s CPU ({sec['one_inpainting_call_cpu']:.1f} s CPU for the "
+                      f"inpainting call; load {_loadavg()})", flush=True)
             return _finish(res, args.json)
 
         # ---- ours: the full pipeline over the trajectory
