@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy_impl
 from rclpy.logging import get_logger
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -675,6 +676,12 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except _rclpy_impl.RCLError:
+        # A SIGINT/SIGTERM landing while the executor builds its wait set shuts the context down under
+        # it: rclpy then raises RCLError ("context is not valid") instead of ExternalShutdownException.
+        # That is the same clean stop; an RCLError while the context is still valid is a real failure.
+        if rclpy.ok():
+            raise
     except (SrenderError, ParameterException) as exc:
         get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         code = 2
