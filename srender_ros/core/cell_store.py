@@ -44,6 +44,7 @@ from srender_ros.core.manifest import (
     WorldSnapshot,
     _keyframe_from_entry,
     _safe_member,
+    check_fields,
     keyframe_entry,
     keyframe_files,
     read_manifest,
@@ -111,12 +112,7 @@ def read_cells_manifest(directory: Path) -> dict[str, Any]:
     expect: dict[str, type | tuple[type, ...]] = {
         "world_id": str, "prompt": str, "generator": dict, "created_utc": str, "updated_utc": str,
         "counts": dict, "cells": dict, "cell_size_m": (int, float), "keyframes": list, "files": dict}
-    for key, typ in expect.items():
-        if not isinstance(m.get(key), typ):
-            raise WorldFormatError(f"{path}: field {key!r} is missing or of the wrong type")
-    for key in ("gaussians", "keyframes"):
-        if not isinstance(m["counts"].get(key), int):
-            raise WorldFormatError(f"{path}: field 'counts.{key}' is missing or not an integer")
+    check_fields(path, m, expect)
     return m
 
 

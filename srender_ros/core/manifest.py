@@ -273,13 +273,19 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     expect: dict[str, type | tuple[type, ...]] = {
         "world_id": str, "prompt": str, "generator": dict, "created_utc": str, "updated_utc": str,
         "counts": dict, "gaussians_file": str, "keyframes": list, "files": dict}
+    check_fields(path, m, expect)
+    return m
+
+
+def check_fields(path: Path, m: dict[str, Any], expect: dict[str, type | tuple[type, ...]]) -> None:
+    """WorldFormatError naming ``path`` and the field when a manifest field is missing or of the wrong
+    type; ``counts.gaussians`` and ``counts.keyframes`` must be integers (both world formats)."""
     for key, typ in expect.items():
         if not isinstance(m.get(key), typ):
             raise WorldFormatError(f"{path}: field {key!r} is missing or of the wrong type")
     for key in ("gaussians", "keyframes"):
         if not isinstance(m["counts"].get(key), int):
             raise WorldFormatError(f"{path}: field 'counts.{key}' is missing or not an integer")
-    return m
 
 
 def _safe_member(directory: Path, rel: object, manifest_path: Path) -> Path:

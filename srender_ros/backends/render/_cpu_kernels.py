@@ -142,33 +142,6 @@ def prepare_world(means, quats, log_scales, logits, order, G):
 
 
 @njit(cache=True, nogil=True)
-def block_bounds(G):
-    """Bounding spheres of BLOCK consecutive Gaussians: [nb, 5] centre xyz, radius, max ext * s_max."""
-    m = G.shape[1]
-    nb = (m + BLOCK - 1) // BLOCK
-    out = np.zeros((nb, 5))
-    for b in range(nb):
-        lo = b * BLOCK
-        hi = min(m, lo + BLOCK)
-        for a in range(3):
-            mn = G[a, lo]
-            mx = G[a, lo]
-            for i in range(lo, hi):
-                mn = min(mn, G[a, i])
-                mx = max(mx, G[a, i])
-            out[b, a] = 0.5 * (mn + mx)
-        r2 = 0.0
-        se = 0.0
-        for i in range(lo, hi):
-            d2 = (G[0, i] - out[b, 0]) ** 2 + (G[1, i] - out[b, 1]) ** 2 + (G[2, i] - out[b, 2]) ** 2
-            r2 = max(r2, d2)
-            se = max(se, G[G_EXT, i] * math.sqrt(G[G_SMAX2, i]))
-        out[b, 3] = math.sqrt(r2) * (1.0 + 1e-9) + 1e-9
-        out[b, 4] = se
-    return out
-
-
-@njit(cache=True, nogil=True)
 def span_bounds(G, bstart):
     """Bounding spheres of the column ranges [bstart[b], bstart[b+1]): [nb, 5] centre xyz, radius,
     max ext * s_max (the blocks of :mod:`srender_ros.backends.render.cpu_index`)."""
