@@ -83,7 +83,9 @@ def test_shipped_weights_are_safetensors_and_predict_deterministically() -> None
         assert isinstance(src["seed"], int) and src["source_version"]
         assert src["oracle_pipeline_config"]["scheduler"] == "coverage"
         assert src["label_config"]["coverage_threshold"] == LabelConfig().coverage_threshold
-    assert sum(src["samples"] for src in training["labels"]) >= 500
+    # Fine-tuned weights (`--init-weights`) carry the record of the weights they started from.
+    init_labels = ((training.get("init_weights") or {}).get("training_config") or {}).get("labels", [])
+    assert sum(src["samples"] for src in training["labels"] + init_labels) >= 500
     assert training["train"]["epochs"] >= 20 and training["final_loss"] < 2.0
 
     pred = load_default_predictor()
@@ -305,3 +307,38 @@ def test_camera_view_crops_an_overscanned_keyframe_exactly() -> None:
         # Integer margins crop exactly; a 4.5 px margin is interpolated (a plain crop half a pixel off
         # is 0.033-0.040 on this aliased texture, the interpolation 0.028).
         assert err < (1e-5 if K.cy_px - cam.cy_px == int(K.cy_px - cam.cy_px) else 0.03), err
+
+
+def test_fine_tuning_starts_from_the_given_weights() -> None:
+    samples = synthetic_samples(12, seed=1, config=LabelConfig(max_duration_s=10.0))
+    first = fit(samples, TrainConfig(epochs=8, batch_size=8, lr=1e-2, warmup_epochs=1, model=TINY)).model
+    state = {k: v.clone() for k, v in first.state_dict().items()}
+    # A vanishing learning rate keeps the weights where they started: the initial ones, not random ones.
+    tuned = fit(samples, TrainConfig(epochs=1, batch_size=8, lr=1e-12, warmup_epochs=0, model=TINY), init=first).model
+    for k, v in tuned.state_dict().items():
+        assert torch.allclose(v, state[k], atol=1e-6), k
+    assert all(torch.equal(v, state[k]) for k, v in first.state_dict().items()), "the initial model must stay unchanged"
+    # Fine-tuning with a real rate starts at the initial model's loss (well below a fresh model's).
+    fresh = fit(samples, TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_epochs=0, model=TINY))
+    again = fit(samples, TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_epochs=0, model=TINY), init=first)
+    assert again.history[0] < fresh.history[0]
+    with pytest.raises(InputError, match="architecture"):
+        fit(samples, TrainConfig(epochs=1, model=ModelConfig(n_tokens=8, width=32, layers=2, heads=2)), init=first)
+
+
+def test_scheduler_train_cli_fine_tunes_and_records_the_initial_weights(tmp_path: Path) -> None:
+    from srender_ros.cli.main import main as cli_main
+
+    labels = tmp_path / "labels.npz"
+    save_labels(synthetic_samples(8, seed=2, config=LabelConfig(max_duration_s=8.0)), labels, LabelConfig())
+    first, tuned = tmp_path / "first", tmp_path / "tuned"
+    base = ["scheduler", "train", "--labels", str(labels), "--epochs", "2", "--prefixes", "0", "--tokens", "8",
+            "--width", "16", "--layers", "2", "--heads", "2"]
+    assert cli_main(base + ["--out", str(first)]) == 0
+    assert cli_main(["scheduler", "train", "--labels", str(labels), "--epochs", "1", "--prefixes", "0",
+                     "--warmup-epochs", "0", "--init-weights", str(first), "--out", str(tuned)]) == 0
+    record = json.loads((tuned / "training_config.json").read_text())
+    assert record["init_weights"]["folder"] == str(first)
+    assert record["init_weights"]["training_config"]["labels"][0]["file"] == "labels.npz"
+    assert json.loads((tuned / "config.json").read_text()) == json.loads((first / "config.json").read_text())
+    KeyframeCountPredictor.from_dir(tuned)

@@ -100,6 +100,7 @@ def run_labels(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from srender_ros.backends.learned.model import ModelConfig, count_parameters
+    from srender_ros.backends.learned.predictor import KeyframeCountPredictor
     from srender_ros.tooling.learned.labels import source_version
     from srender_ros.tooling.learned.train import TrainConfig, fit, save_model
 
@@ -109,23 +110,37 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         _make_labels(args, out / "labels.npz")
         samples, sources = _read_labels([str(out / "labels.npz")])  # recorded like given label files
-    mcfg = ModelConfig(n_tokens=args.tokens, width=args.width, layers=args.layers, heads=args.heads,
-                       appearance=args.appearance)
+    init, init_record = None, None
+    if args.init_weights:
+        # Fine-tuning: the architecture is the initial model's; its training record goes along, so the
+        # new folder still says every label the weights have seen.
+        init_dir = Path(args.init_weights)
+        init = KeyframeCountPredictor.from_dir(init_dir).model
+        mcfg = init.config
+        record_path = init_dir / "training_config.json"
+        init_record = {"folder": str(init_dir), "sha256": _sha256(init_dir / "model.safetensors"),
+                       "training_config": json.loads(record_path.read_text()) if record_path.is_file() else None}
+    else:
+        mcfg = ModelConfig(n_tokens=args.tokens, width=args.width, layers=args.layers, heads=args.heads,
+                           appearance=args.appearance)
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.train_seed,
-                       appearance_dropout=args.appearance_dropout, prefixes_per_sample=args.prefixes, model=mcfg)
-    print(f"srender scheduler train: {len(samples)} samples, {args.epochs} epochs, seed {args.train_seed}")
+                       appearance_dropout=args.appearance_dropout, prefixes_per_sample=args.prefixes,
+                       warmup_epochs=args.warmup_epochs, model=mcfg)
+    print(f"srender scheduler train: {len(samples)} samples, {args.epochs} epochs, seed {args.train_seed}"
+          + (f", starting from {args.init_weights}" if init is not None else ""))
 
     def on_epoch(e: int, loss: float) -> None:
         if e % max(1, args.epochs // 20) == 0 or e == args.epochs - 1:
             print(f"  epoch {e + 1:4d}/{args.epochs}: loss {loss:.3f}", flush=True)
 
-    result = fit(samples, tcfg, on_epoch)
+    result = fit(samples, tcfg, on_epoch, init=init)
     arguments = {k: v for k, v in vars(args).items() if k != "func"}
     # The folder is replaced atomically (save_model); a label cache made above is carried over.
     save_model(result.model, out, tcfg, keep=() if args.labels else ("labels.npz",), extra={
         "command": "srender " + shlex.join(sys.argv[1:]), "source_version": source_version(),
         "labels": sources, "arguments": arguments, "final_loss": result.history[-1], "seconds": round(result.seconds, 1),
-        "loss_history": [round(x, 5) for x in result.history], "parameters": count_parameters(result.model)})
+        "loss_history": [round(x, 5) for x in result.history], "parameters": count_parameters(result.model),
+        "init_weights": init_record})
     print(f"srender scheduler: model ({count_parameters(result.model):,} parameters) -> {out}")
     return 0
 
@@ -190,6 +205,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     tr.add_argument("--prefixes", type=int, default=4, help="extra samples per label from trajectory prefixes (default 4)")
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=2e-3)
+    tr.add_argument("--warmup-epochs", type=int, default=10, help="linear learning-rate warm-up (default 10)")
+    tr.add_argument("--init-weights", default=None, metavar="DIR",
+                    help="fine-tune: start from this model folder (its architecture; e.g. the shipped weights) "
+                         "instead of random weights")
     tr.add_argument("--train-seed", type=int, default=0, help="seed of initialization and shuffling")
     tr.add_argument("--appearance", choices=["cnn", "none"], default="cnn", help="appearance token source")
     tr.add_argument("--appearance-dropout", type=float, default=0.5)

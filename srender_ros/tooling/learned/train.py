@@ -73,6 +73,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be >= 1")
+        if self.warmup_epochs < 0:
+            raise InputError(f"warmup_epochs={self.warmup_epochs}: must be >= 0")
         if not self.lr > 0:
             raise InputError(f"lr={self.lr}: must be > 0")
         if self.loss_space not in ("count", "log"):
@@ -139,35 +141,45 @@ class TrainResult:
     seconds: float
 
 
-def fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
-    """Train a fresh model on ``samples``.
+def fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int, float], None] | None = None,
+        init: KeyframeCountModel | None = None) -> TrainResult:
+    """Train a model on ``samples``: a fresh one, or a copy of ``init`` (fine-tuning).
 
     Args:
         samples: labelled trajectories.
-        config: optimization and architecture.
+        config: optimization and architecture (``config.model`` must equal ``init.config``).
         on_epoch: called with (epoch, mean loss) after every epoch.
+        init: trained weights to start from (left unchanged). Its feature standardization is kept,
+            so the tokens it learned on keep their meaning; new labels only move the weights.
     """
+    if init is not None and init.config != config.model:
+        raise InputError(f"the initial model's architecture {init.config} differs from the one asked for "
+                         f"{config.model}; drop the architecture options or the initial weights")
     if config.prefixes_per_sample > 0:
         samples = list(samples) + prefix_samples(samples, config.prefixes_per_sample, config.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _fit(samples, config, on_epoch)
+        return _fit(samples, config, on_epoch, init)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int, float], None] | None) -> TrainResult:
+def _fit(samples: Sequence[Sample], config: TrainConfig, on_epoch: Callable[[int, float], None] | None,
+         init: KeyframeCountModel | None) -> TrainResult:
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     t0 = time.perf_counter()
     data = tensorize(samples, config.model)
     model = KeyframeCountModel(config.model)
-    # Feature standardization from the training set (saved as buffers with the weights).
-    flat = data.tokens.reshape(-1, data.tokens.shape[-1])
-    model.feat_mean.copy_(flat.mean(0))
-    model.feat_std.copy_(flat.std(0).clamp_min(1e-3))
-    model.set_output_bias(float(data.counts.mean()))
+    if init is not None:
+        model.load_state_dict(init.state_dict())
+    else:
+        # Feature standardization from the training set (saved as buffers with the weights).
+        flat = data.tokens.reshape(-1, data.tokens.shape[-1])
+        model.feat_mean.copy_(flat.mean(0))
+        model.feat_std.copy_(flat.std(0).clamp_min(1e-3))
+        model.set_output_bias(float(data.counts.mean()))
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(data.counts)
     history: list[float] = []
