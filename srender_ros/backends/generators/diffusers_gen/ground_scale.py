@@ -12,7 +12,10 @@ Two ways, both searching the lower ``lower_fraction`` of the image:
    known ``s = (down . r) / h``. A monocular prediction is ``p = a / z + b``, so on the ground
    ``p = a s + b``: a robust line fit (least median of squares, then least squares on the inliers)
    of p against s over the lower image gives both the scale a and the shift b; the ground is its
-   inlier set. Metric inverse depth is then ``(p - b) / a``.
+   inlier set. Objects standing on the ground are nearer than the ground behind them (larger p at
+   the same s), so the fit is then pulled to the lower envelope: points above the line by more
+   than the noise seen below it are dropped and the line refitted (a few rounds). Metric inverse
+   depth is then ``(p - b) / a``.
 2. **Gravity unknown**: back-project the scale-free depth (the metric prior's) to 3D points
    (optical: x right, y down, z forward), fit a plane ``n . X = d`` by RANSAC, and scale depth by
    ``camera_height_m / d``. The prior's shift is kept (a plane cannot tell the shift apart from the
@@ -51,6 +54,9 @@ class GroundSettings:
         min_inliers: and at least this many points.
         hypotheses: RANSAC 3-point hypotheses.
         max_points: searched points at most (a deterministic subsample beyond).
+        envelope_iterations: refits of the gravity line to the lower envelope (0 = symmetric fit only).
+        envelope_sigmas: points more than this many noise sigmas (measured below the line) above
+            it are not ground.
     """
 
     lower_fraction: float = 0.5
@@ -61,6 +67,8 @@ class GroundSettings:
     min_inliers: int = 50
     hypotheses: int = 300
     max_points: int = 6000
+    envelope_iterations: int = 4
+    envelope_sigmas: float = 1.0
 
 
 class GroundFit(NamedTuple):
@@ -153,9 +161,22 @@ def ground_alignment(pred_inverse: NDArray[np.floating], intrinsics: Intrinsics,
     if s.size > settings.max_points:
         keep = np.linspace(0, s.size - 1, settings.max_points).astype(np.int64)
         s, pv = s[keep], pv[keep]
-    from srender_ros.backends.generators.diffusers_gen.depth import fit_scale_shift_robust  # depth.py imports us
+    from srender_ros.backends.generators.diffusers_gen.depth import _lstsq_line, fit_scale_shift_robust  # depth.py imports us
 
     a, b, inliers = fit_scale_shift_robust(s, pv, seed=seed)
+    # Things standing on the ground (furniture, trunks) are nearer than the ground behind them: in
+    # (s, p) the ground is the lower envelope. Points above the line by more than the noise seen
+    # below it are dropped and the line refitted, so clutter does not tilt it.
+    for _ in range(settings.envelope_iterations):
+        res = pv - (a * s + b)
+        below = -res[inliers & (res < 0)]
+        if below.size < settings.min_inliers:
+            break
+        cand = res <= settings.envelope_sigmas * 1.4826 * float(np.median(below))
+        if cand.sum() < settings.min_inliers:
+            break
+        inliers = cand
+        a, b = _lstsq_line(s[inliers], pv[inliers])
     frac = float(inliers.mean())
     if not (a > 0 and inliers.sum() >= settings.min_inliers and frac >= settings.min_inlier_fraction):
         return None
