@@ -168,6 +168,20 @@ def test_ground_recovers_the_camera_height_with_gravity(pitch_deg: float) -> Non
         assert _rel(got, z, np.ones(z.shape, bool)) < 0.5 * _rel(prior, z, np.ones(z.shape, bool))
 
 
+def test_ground_under_furniture_is_the_lower_envelope() -> None:
+    # The kitchen's first view: cabinets and a table stand on the floor in the lower image. They are
+    # nearer than the floor behind them; a symmetric line fit let them tilt the ground (median depth
+    # +18..33 %), the lower-envelope refit does not.
+    cam = Intrinsics.from_fov(160, 120, 90.0).overscanned(1.25)
+    T = make_trajectory("handheld", fps=30.0, duration_s=2.0, seed=0).T_world_cam[0]
+    exact = ProceduralGenerator().generate(KeyframeRequest("a kitchen", T, cam, None, None, seed=5)).depth_m
+    near = exact < 99.0
+    for seed in range(3):
+        pred = MonocularErrorModel().corrupt(exact, seed)
+        got = first_keyframe_depth(pred, MetricPrior(), cam, float(T[2, 3]), down_in_camera(T), seed).depth_m
+        assert np.median(got[near] / exact[near]) == pytest.approx(1.0, abs=0.08)
+
+
 def test_ground_plane_fit_recovers_the_scale_of_scale_free_depth() -> None:
     cam = Intrinsics.from_fov(160, 120, 90.0)
     z, _ = _floor_scene(cam, 1.5, 5.0)
