@@ -62,7 +62,8 @@ def test_values_reach_the_config_from_both_front_ends() -> None:
 
 @pytest.mark.parametrize("flag, value, field", [("--coverage-scale", "2", "coverage_scale"),
                                                 ("--keyframe-overscan", "3", "keyframe_overscan"),
-                                                ("--coarse-weight", "-1", "coarse_weight")])
+                                                ("--coarse-weight", "-1", "coarse_weight"),
+                                                ("--camera-height", "-1.5", "camera_height_m")])
 def test_bad_values_are_refused_naming_the_field(flag: str, value: str, field: str) -> None:
     parser = argparse.ArgumentParser()
     add_pipeline_arguments(parser.add_argument_group("pipeline"))
@@ -73,6 +74,11 @@ def test_bad_values_are_refused_naming_the_field(flag: str, value: str, field: s
 def test_node_config_fields_match_pipeline_config_defaults() -> None:
     node = NodeConfig()
     pc = PipelineConfig()
+    off = {o.field: o.off_value for o in PIPELINE_OPTIONS if o.off_value is not None}
     for f in fields(PipelineConfig):
-        if f.name in {o.field for o in PIPELINE_OPTIONS} and f.name not in {"scheduler", "max_footprint_px"}:
+        if f.name in {o.field for o in PIPELINE_OPTIONS} and f.name not in {"scheduler"} | set(off):
             assert getattr(node, f.name) == getattr(pc, f.name), f.name
+    # optional numbers: the node holds the off value where the pipeline's default is None (a ROS
+    # parameter cannot be None), else the same number
+    for name, off_value in off.items():
+        assert getattr(node, name) == (off_value if getattr(pc, name) is None else getattr(pc, name)), name

@@ -72,6 +72,9 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
                    "(2D optical flow between the neighbouring keyframes, a baseline)", choices=InbetweenKind.ALL),
     PipelineOption("depth_source", "--depth-source", str, "depth of procedural keyframes: exact | monocular "
                    "(simulated monocular estimate aligned like the diffusers path)", choices=DEPTH_SOURCES),
+    PipelineOption("camera_height_m", "--camera-height", float, "camera height above the ground in metres, when "
+                   "known: scales a new world's first monocular-depth keyframe by its ground plane (0 = unknown: "
+                   "metric prior)", off_value=0.0),
 )
 
 #: PipelineConfig fields not exposed on purpose, with the reason. ``refine`` is exposed as the flag

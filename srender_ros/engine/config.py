@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
@@ -74,6 +75,10 @@ class PipelineConfig:
         depth_source: depth of procedural keyframes: ``exact`` (ray-cast) or ``monocular`` (a
             simulated monocular estimate, aligned to the world by the diffusers generator's own
             code; backends/generators/monocular.py). Applied by the composition root (app/compose.py).
+        camera_height_m: the camera's height above the ground, metres, when known (None =
+            unknown). Generators with monocular depth (``depth_source = monocular``, the diffusers
+            generator) scale a new world's first keyframe so the ground plane it sees lies this far
+            below the camera, instead of the fixed metric prior (docs/quality.md).
     """
 
     scheduler: SchedulerKind = SchedulerKind.COVERAGE
@@ -97,6 +102,7 @@ class PipelineConfig:
     keyframe_refine: KeyframeRefineConfig | None = field(default_factory=KeyframeRefineConfig)
     inbetween: str = InbetweenKind.RENDER
     depth_source: str = "exact"
+    camera_height_m: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "scheduler", SchedulerKind(self.scheduler))
@@ -124,6 +130,8 @@ class PipelineConfig:
             raise InputError(f"inbetween={self.inbetween!r}: choose one of {', '.join(InbetweenKind.ALL)}")
         if self.depth_source not in DEPTH_SOURCES:
             raise InputError(f"depth_source={self.depth_source!r}: choose one of {', '.join(DEPTH_SOURCES)}")
+        if self.camera_height_m is not None and not (math.isfinite(self.camera_height_m) and self.camera_height_m > 0):
+            raise InputError(f"camera_height_m={self.camera_height_m}: must be > 0 metres (or unset / 0 for unknown)")
         if self.inbetween == InbetweenKind.INTERPOLATE and (
                 (self.scheduler is SchedulerKind.UNIFORM and self.uniform_keyframes < 2)
                 or self.max_keyframes_per_request < 2):

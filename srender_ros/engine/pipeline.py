@@ -156,7 +156,8 @@ class Pipeline:
         request = KeyframeRequest(
             prompt=state.prompt, T_world_cam=T, intrinsics=K,
             world_view=RenderOutput(view.rgb[0], view.depth_m[0], view.alpha[0]) if view is not None else None,
-            initial_image=initial_image if use_image else None, seed=self._seed(state), pose_index=pose_index)
+            initial_image=initial_image if use_image else None, seed=self._seed(state), pose_index=pose_index,
+            camera_height_m=self.config.camera_height_m)
         kf = self.generator.generate(request)
         t2 = time.perf_counter()
         cfg = self.config

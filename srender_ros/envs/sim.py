@@ -104,7 +104,8 @@ class MobileBaseSim:
         self.config = config
         self.intrinsics = config.intrinsics
         self.access = access or shared_access(AccessConfig(world_dir=config.world_dir, renderer=config.renderer,
-                                                              depth_source=config.depth_source))
+                                                              depth_source=config.depth_source,
+                                                              camera_height_m=config.camera_height_m))
         self.access.check_prompts(config.prompts, config.generate)
         self.rngs = [np.random.default_rng() for _ in range(num_envs)]
         self.state = BaseState(np.zeros((num_envs, 2)), np.zeros(num_envs))

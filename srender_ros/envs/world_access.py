@@ -34,12 +34,15 @@ class AccessConfig:
         renderer: "cpu", "gsplat" or "auto".
         generator: keyframe source for ``generate=True`` ("procedural" needs no model).
         depth_source: exact | monocular keyframe depth (PipelineConfig.depth_source).
+        camera_height_m: the envs' camera height above the floor (PipelineConfig.camera_height_m:
+            a new world's first monocular keyframe is scaled by its ground plane); None = unknown.
     """
 
     world_dir: str | None = None
     renderer: str = "cpu"
     generator: str = "procedural"
     depth_source: str = "exact"
+    camera_height_m: float | None = None
 
 
 class WorldAccess:
@@ -53,7 +56,8 @@ class WorldAccess:
 
         self.pipeline: Pipeline = build_pipeline(AppConfig(world_dir=config.world_dir, renderer=config.renderer,
                                                            generator=config.generator,
-                                                           pipeline=PipelineConfig(depth_source=config.depth_source)))
+                                                           pipeline=PipelineConfig(depth_source=config.depth_source,
+                                                                                   camera_height_m=config.camera_height_m)))
         self._lock = threading.Lock()
 
     @property
@@ -134,7 +138,7 @@ def build_world(prompt: str, world_dir: str | None = None, *, width: int = 160, 
     from srender_ros.core.trajectory_gen import make_trajectory
     from srender_ros.engine.pipeline import RenderJob
 
-    access = shared_access(AccessConfig(world_dir=world_dir, renderer=renderer))
+    access = shared_access(AccessConfig(world_dir=world_dir, renderer=renderer, camera_height_m=camera_height_m))
     intr = Intrinsics.from_fov(width, height, fov_deg)
     r = 0.75 * arena_radius_m
     paths = [make_trajectory("pan", fps=5.0, duration_s=6.0, height_m=camera_height_m),

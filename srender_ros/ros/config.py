@@ -68,6 +68,7 @@ class NodeConfig:
     fill_holes: bool = pipeline_default("fill_holes")
     inbetween: str = pipeline_default("inbetween")
     depth_source: str = pipeline_default("depth_source")
+    camera_height_m: float = pipeline_default("camera_height_m")
     refine: bool = False
     refine_iterations: int = REFINE_ITERATIONS_PER_CHUNK
     publish_mode: str = "fast"
@@ -252,6 +253,9 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "between the neighbouring keyframes, a baseline; docs/quality.md).", choices=("render", "interpolate")),
     ParamSpec("depth_source", str, "Depth of procedural keyframes: exact or monocular (a simulated monocular "
               "estimate aligned like the diffusers path; docs/quality.md).", choices=("exact", "monocular")),
+    ParamSpec("camera_height_m", float, "Camera height above the ground in metres, when known: scales a new "
+              "world's first monocular-depth keyframe by its ground plane (0: unknown, metric prior; docs/quality.md).",
+              min_value=0.0, max_value=1000.0),
     ParamSpec("refine", bool, "Photometric refinement of the world after every chunk that added keyframes "
               "(slow on CPU; docs/refine.md)."),
     ParamSpec("refine_iterations", int, "Optimizer steps per refinement.", min_value=1, max_value=1000000),

@@ -9,7 +9,8 @@ depth on the reconstruction can be measured against exact ground truth without m
 
     exact depth -> :class:`MonocularErrorModel` (relative inverse depth, as a model outputs)
                 -> :func:`~srender_ros.backends.generators.diffusers_gen.depth.keyframe_depth`
-                   (the diffusers generator's own alignment, prior and world-depth rule)
+                   (the diffusers generator's own alignment, smooth warp correction, first-keyframe
+                   scale from the ground plane or the prior, and world-depth rule)
 
 The error model works in inverse depth d = 1 / z (what relative models predict):
 
@@ -36,6 +37,8 @@ from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter
 
 from srender_ros.backends.generators.diffusers_gen.depth import MetricPrior, align_depth, keyframe_depth
+from srender_ros.backends.generators.diffusers_gen.depth_warp import GridCorrection
+from srender_ros.backends.generators.diffusers_gen.ground_scale import down_in_camera
 from srender_ros.backends.generators.diffusers_gen.images import hole_mask
 from srender_ros.core.ports.generate import Keyframe, KeyframeGenerator, KeyframeRequest
 from srender_ros.core.ports.render import DEPTH_MIN_ALPHA, RenderOutput
@@ -44,8 +47,9 @@ from srender_ros.errors import InputError
 __all__ = ["FIRST_KEYFRAME_SCALES", "MonocularDepthGenerator", "MonocularErrorModel"]
 
 #: How the first keyframe of a new world gets its metric scale: ``prior`` (the diffusers path's
-#: MetricPrior: median pixel at 3 m) or ``metric`` (a metric-scale estimate: the true scale and
-#: shift of that keyframe, as a metric depth model or odometry would give; its shape errors stay).
+#: rule: the ground plane at the request's ``camera_height_m`` when known, else the MetricPrior,
+#: median pixel at 3 m) or ``metric`` (a metric-scale estimate: the true scale and shift of that
+#: keyframe, as a metric depth model or odometry would give; its shape errors stay).
 FIRST_KEYFRAME_SCALES = ("prior", "metric")
 #: The world counts as empty (a first keyframe) below this peak alpha, as in the diffusers generator.
 _EMPTY_WORLD_ALPHA = 0.01
@@ -127,19 +131,22 @@ class MonocularDepthGenerator:
 
     Colours are the inner generator's (exact). Depth: :meth:`MonocularErrorModel.corrupt` of the
     exact depth, then the diffusers generator's :func:`keyframe_depth` with the same hole mask
-    (world alpha < 0.5 grown by 3 px): aligned to the world where it is solid, the world's own
-    depth where the world is kept, the metric prior for a new world (``first_keyframe="prior"``,
-    as the diffusers path does) or the keyframe's true scale (``"metric"``).
+    (world alpha < 0.5 grown by 3 px): aligned to the world where it is solid (affine, then the
+    smooth warp correction unless ``warp_correction`` is False), the world's own depth where the
+    world is kept; for a new world (``first_keyframe="prior"``, as the diffusers path does) the
+    ground plane at the request's ``camera_height_m`` or else the metric prior, or the
+    keyframe's true scale (``"metric"``).
 
     Args:
         inner: the procedural generator (its ``ground_truth`` stays exact, for measuring).
         model: the error model.
         prior: metric prior and clipping range (the diffusers generator's default).
         first_keyframe: one of :data:`FIRST_KEYFRAME_SCALES`.
+        warp_correction: correct the smooth residual warp after the affine fit (depth_warp.py).
     """
 
     def __init__(self, inner: KeyframeGenerator, model: MonocularErrorModel | None = None,
-                 prior: MetricPrior | None = None, first_keyframe: str = "prior") -> None:
+                 prior: MetricPrior | None = None, first_keyframe: str = "prior", warp_correction: bool = True) -> None:
         if first_keyframe not in FIRST_KEYFRAME_SCALES:
             raise InputError(f"first_keyframe={first_keyframe!r}: choose one of {', '.join(FIRST_KEYFRAME_SCALES)}")
         self.inner = inner
@@ -147,6 +154,7 @@ class MonocularDepthGenerator:
         self.model = model if model is not None else MonocularErrorModel()
         self.prior = prior if prior is not None else MetricPrior()
         self.first_keyframe = first_keyframe
+        self.warp: GridCorrection | None = GridCorrection() if warp_correction else None
         #: (scale, shift) of the last alignment and whether it used the world (for benchmarks).
         self.last_alignment: tuple[float, float, bool] = (0.0, 0.0, False)
 
@@ -160,14 +168,16 @@ class MonocularDepthGenerator:
             alpha = np.asarray(view.alpha, np.float32)
             generated = hole_mask(alpha, _MASK_DILATE_PX, DEPTH_MIN_ALPHA)
             aligned = keyframe_depth(pred, np.asarray(view.depth_m, np.float32), alpha, generated, self.prior,
-                                     request.seed, min_alpha=DEPTH_MIN_ALPHA)
+                                     request.seed, min_alpha=DEPTH_MIN_ALPHA, warp=self.warp)
         elif self.first_keyframe == "metric":
             # A metric estimate: right scale and shift for this view, the monocular shape errors kept.
             exact = np.asarray(kf.depth_m, np.float64)
             near = exact < self.prior.max_depth_m  # sky carries no scale
             aligned = align_depth(pred, exact, near, self.prior, request.seed)
         else:
-            aligned = keyframe_depth(pred, None, None, np.ones(pred.shape, bool), self.prior, request.seed)
+            aligned = keyframe_depth(pred, None, None, np.ones(pred.shape, bool), self.prior, request.seed,
+                                     intrinsics=request.intrinsics, camera_height_m=request.camera_height_m,
+                                     down_cam=down_in_camera(request.T_world_cam))
         self.last_alignment = (aligned.scale, aligned.shift, bool(solid))
         return Keyframe(rgb=kf.rgb, depth_m=aligned.depth_m, T_world_cam=kf.T_world_cam, intrinsics=kf.intrinsics,
                         pose_index=kf.pose_index)
@@ -183,4 +193,5 @@ class MonocularDepthGenerator:
     def settings(self) -> dict[str, object]:
         """The inner settings plus the depth source (worlds of the two sources are recorded apart)."""
         return {**self.inner.settings(), "depth_source": "monocular", "monocular_error": asdict(self.model),
-                "first_keyframe_scale": self.first_keyframe, "depth_prior": asdict(self.prior)}
+                "first_keyframe_scale": self.first_keyframe, "depth_prior": asdict(self.prior),
+                "depth_warp": asdict(self.warp) if self.warp is not None else None}

@@ -42,6 +42,8 @@ class KeyframeRequest(NamedTuple):
         initial_image: [H, W, 3] float32 user image for the first keyframe of a new world, or None.
         seed: seed for this keyframe (derived from the world seed and the keyframe count).
         pose_index: index of the pose in its trajectory.
+        camera_height_m: the camera's height above the ground in metres, when known (None =
+            unknown): what a generator with monocular depth scales a new world's first keyframe by.
     """
 
     prompt: str
@@ -51,6 +53,7 @@ class KeyframeRequest(NamedTuple):
     initial_image: NDArray[np.float32] | None
     seed: int
     pose_index: int = -1
+    camera_height_m: float | None = None
 
 
 class KeyframeGenerator(Protocol):

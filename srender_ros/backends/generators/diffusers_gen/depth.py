@@ -8,7 +8,12 @@ larger is nearer), known only up to an unknown scale and shift. We resolve them 
 - Later keyframes: (scale, shift) are fitted to the world's rendered depth where both are valid,
   robustly (least median of squares over 2-point samples, then least squares on the inliers), so
   outliers such as disocclusions and wrong world pixels do not bend the fit.
-- First keyframe of a new world (nothing to align to): a documented metric prior,
+- Then (by default) a smooth residual correction: an 8x6 grid of multiplicative corrections of
+  inverse depth fitted robustly to what the affine fit left against the world, upsampled and
+  applied to the whole keyframe (:mod:`.depth_warp`): the monocular warp one affine cannot fix.
+- First keyframe of a new world (nothing to align to): when the camera's height above the ground
+  is known, the ground plane seen in the lower image sets the scale (:mod:`.ground_scale`);
+  otherwise (or with no plausible ground) a documented metric prior,
   :class:`MetricPrior`: the median pixel is placed at ``median_depth_m`` (3 m by default, a room or
   street scale), the far end (the ``far_percentile`` of the prediction) at ``max_depth_m``, which
   fixes both unknowns. The world's scale is then defined by that choice; everything added later
@@ -20,14 +25,23 @@ end up far away instead of at infinity or behind the camera.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from srender_ros.backends.generators.diffusers_gen.depth_warp import GridCorrection, fit_warp_grid
+from srender_ros.backends.generators.diffusers_gen.ground_scale import ground_alignment
 from srender_ros.backends.generators.diffusers_gen.loading import DepthModel, DeviceDtype, is_out_of_memory, load_depth_model
+from srender_ros.core.camera import Intrinsics
 from srender_ros.errors import InputError, SrenderError
+
+log = logging.getLogger(__name__)
+
+#: The smooth residual correction applied after the affine alignment by default (depth_warp.py).
+DEFAULT_WARP = GridCorrection()
 
 #: Fewer valid overlap pixels than this and the alignment falls back to the metric prior.
 MIN_ALIGN_PIXELS = 32
@@ -192,14 +206,72 @@ def align_depth(
     return DepthAlignment(inverse_to_depth(scale * pred + shift, prior), scale, shift)
 
 
+def correct_warp(depth_m: NDArray[np.floating], ref_depth_m: NDArray[np.floating], valid: NDArray[np.bool_],
+                 prior: MetricPrior = MetricPrior(), settings: GridCorrection = DEFAULT_WARP) -> NDArray[np.float32]:
+    """Remove the smooth warp an affine alignment left (see :mod:`.depth_warp`).
+
+    Args:
+        depth_m: [H, W] aligned depth (metres, > 0).
+        ref_depth_m: [H, W] the world's rendered depth (NaN = none).
+        valid: [H, W] bool, pixels where the reference is trusted.
+        prior: clipping range of the result.
+        settings: the correction grid.
+    Returns:
+        [H, W] float32 corrected depth, ``depth_m * exp(-correction)``, clipped to the prior's range.
+    """
+    z = np.asarray(depth_m, np.float64)
+    ref = np.asarray(ref_depth_m, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        use = np.asarray(valid, bool) & np.isfinite(ref) & (ref > 0) & np.isfinite(z) & (z > 0)
+        # sky / far-clipped pixels carry no shape information
+        use &= (ref < prior.max_depth_m) & (z < prior.max_depth_m)
+        residual = np.where(use, np.log(np.where(use, z, 1.0)) - np.log(np.where(use, ref, 1.0)), 0.0)
+    fit = fit_warp_grid(residual, use, settings)
+    return inverse_to_depth(np.exp(fit.correction) / z, prior)
+
+
+def first_keyframe_depth(pred_inverse: NDArray[np.floating], prior: MetricPrior,
+                         intrinsics: Intrinsics | None = None, camera_height_m: float | None = None,
+                         down_cam: NDArray[np.floating] | None = None, seed: int = 0) -> DepthAlignment:
+    """Metric depth of a keyframe with nothing to align to: the ground at the camera height, else the prior.
+
+    Args:
+        pred_inverse: [H, W] relative inverse depth.
+        prior: metric prior and clipping range.
+        intrinsics: the keyframe's camera (needed for the ground).
+        camera_height_m: the camera's height above the ground, metres (None: unknown -> prior).
+        down_cam: [3] the world's down direction in the optical camera frame, when known (scale and
+            shift from the ground); None: scale only, from a RANSAC plane (:mod:`.ground_scale`).
+        seed: seed of the robust fits.
+    Returns:
+        depth_m [H, W] float32 and (scale, shift) with ``1 / depth_m = scale * pred + shift``.
+    """
+    aligned = prior_depth(pred_inverse, prior)
+    if camera_height_m is None or intrinsics is None:
+        return aligned
+    fit = ground_alignment(pred_inverse, intrinsics, camera_height_m, down_cam, (aligned.scale, aligned.shift), seed)
+    if fit is None:
+        log.info("first keyframe: no plausible ground in the lower image; keeping the metric prior "
+                 "(median depth %.1f m) instead of the camera height %.2f m", prior.median_depth_m, camera_height_m)
+        return aligned
+    log.info("first keyframe: metric scale from the ground (%s fit, %.0f %% of the lower image) at the camera "
+             "height %.2f m", fit.method, 100 * fit.inlier_fraction, camera_height_m)
+    inv = fit.scale * np.asarray(pred_inverse, np.float64) + fit.shift
+    return DepthAlignment(inverse_to_depth(inv, prior), fit.scale, fit.shift)
+
+
 def keyframe_depth(pred_inverse: NDArray[np.floating], world_depth_m: NDArray[np.floating] | None,
                    world_alpha: NDArray[np.floating] | None, generated: NDArray[np.bool_], prior: MetricPrior,
-                   seed: int, is_metric: bool = False, min_alpha: float = 0.5) -> DepthAlignment:
+                   seed: int, is_metric: bool = False, min_alpha: float = 0.5,
+                   warp: GridCorrection | None = DEFAULT_WARP, intrinsics: Intrinsics | None = None,
+                   camera_height_m: float | None = None, down_cam: NDArray[np.floating] | None = None) -> DepthAlignment:
     """A keyframe's metric depth from a monocular prediction: the one rule every monocular path uses.
 
     The prediction is aligned (:func:`align_depth`) to the world's rendered depth where the world is
-    solid (alpha >= ``min_alpha``, finite positive depth); with fewer than MIN_ALIGN_PIXELS such
-    pixels a metric model's own metres are used, else the metric prior (:func:`prior_depth`).
+    solid (alpha >= ``min_alpha``, finite positive depth), then its remaining smooth warp is
+    corrected against the same pixels (:func:`correct_warp`, unless ``warp`` is None); with fewer
+    than MIN_ALIGN_PIXELS such pixels a metric model's own metres are used, else the ground plane
+    at ``camera_height_m`` or the metric prior (:func:`first_keyframe_depth`).
     Where the keyframe kept the world's pixels (solid and not ``generated``), the world's own depth
     is used, so the keyframe agrees with the world exactly there.
 
@@ -209,8 +281,14 @@ def keyframe_depth(pred_inverse: NDArray[np.floating], world_depth_m: NDArray[np
         generated: [H, W] bool, pixels the generator drew (not kept from the world).
         prior: metric prior and clipping range.
         seed: seed of the robust fit.
+        is_metric: the prediction is a metric model's inverse metres.
+        min_alpha: world alpha from which a pixel is solid.
+        warp: the smooth residual correction after the affine fit (None = affine only).
+        intrinsics: the keyframe's camera (for the ground plane of a first keyframe).
+        camera_height_m: the camera's height above the ground (None = unknown).
+        down_cam: [3] the world's down direction in the camera's optical frame (None = unknown).
     Returns:
-        depth_m [H, W] float32 and the (scale, shift) of the alignment.
+        depth_m [H, W] float32 and the (scale, shift) of the affine alignment.
     """
     inv = np.asarray(pred_inverse)
     valid = np.zeros(inv.shape, bool)
@@ -220,10 +298,12 @@ def keyframe_depth(pred_inverse: NDArray[np.floating], world_depth_m: NDArray[np
     if int(valid.sum()) >= MIN_ALIGN_PIXELS:
         assert world_depth_m is not None
         aligned = align_depth(inv, world_depth_m, valid, prior, seed)
+        if warp is not None:
+            aligned = aligned._replace(depth_m=correct_warp(aligned.depth_m, world_depth_m, valid, prior, warp))
     elif is_metric:  # nothing to align to, but the model's own metres are better than a prior
         aligned = DepthAlignment(inverse_to_depth(inv, prior), 1.0, 0.0)
     else:
-        aligned = prior_depth(inv, prior)
+        aligned = first_keyframe_depth(inv, prior, intrinsics, camera_height_m, down_cam, seed)
     if world_depth_m is None:
         return aligned
     keep = ~np.asarray(generated, bool) & valid

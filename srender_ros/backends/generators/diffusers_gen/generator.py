@@ -31,6 +31,8 @@ from srender_ros.backends.generators.diffusers_gen.depth import (
     MetricPrior,
     keyframe_depth,
 )
+from srender_ros.backends.generators.diffusers_gen.depth_warp import GridCorrection
+from srender_ros.backends.generators.diffusers_gen.ground_scale import down_in_camera
 from srender_ros.backends.generators.diffusers_gen.images import (
     center_crop_resize,
     generation_size,
@@ -46,6 +48,7 @@ from srender_ros.backends.generators.diffusers_gen.loading import (
     is_out_of_memory,
     load_pipeline,
 )
+from srender_ros.core.camera import Intrinsics
 from srender_ros.core.ports.generate import Keyframe, KeyframeRequest
 from srender_ros.core.ports.render import DEPTH_MIN_ALPHA, RenderOutput
 from srender_ros.errors import InputError, SrenderError
@@ -107,6 +110,7 @@ class DiffusersGenerator:
         size_multiple: int = 8,
         min_side_px: int = 0,
         depth_prior: MetricPrior | None = None,
+        depth_warp: bool = True,
     ) -> None:
         """Load every model now (once per process), so a bad folder fails before any work starts.
 
@@ -126,6 +130,8 @@ class DiffusersGenerator:
             size_multiple: generation width/height are rounded up to this (8 for SD).
             min_side_px: run diffusion with the shorter side at least this large (0 = camera size).
             depth_prior: metric scale for keyframes with nothing to align to (default MetricPrior()).
+            depth_warp: after the affine alignment to the world, also correct the depth's smooth
+                residual warp on an 8x6 grid (depth_warp.py); False = affine only.
         Raises:
             ModelLoadError, BackendUnavailableError, InputError.
         """
@@ -147,6 +153,7 @@ class DiffusersGenerator:
         self.seed, self.negative_prompt, self.mask_dilate_px = int(seed), negative_prompt, int(mask_dilate_px)
         self.size_multiple, self.min_side_px = int(size_multiple), int(min_side_px)
         self.depth_prior = depth_prior if depth_prior is not None else MetricPrior()
+        self.depth_warp: GridCorrection | None = GridCorrection() if depth_warp else None
         self.model_path, self.depth_model_path, self.t2i_model_path = str(model_path), str(depth_model_path), t2i_model_path
         self.inpaint_pipe: Any = load_pipeline(model_path, PipelineTask.INPAINT, self.where)
         self.t2i_pipe: Any = (load_pipeline(t2i_model_path, PipelineTask.TEXT2IMAGE, self.where)
@@ -262,17 +269,21 @@ class DiffusersGenerator:
         if self.refine_strength > 0 and not (empty and request.initial_image is not None):
             rgb = resize_rgb(self._refine(request.prompt, resize_rgb(rgb, gw, gh), seed), W, H)
         rgb = np.clip(rgb, 0.0, 1.0).astype(np.float32)
-        depth_m = self._depth(rgb, world, mask, seed).depth_m
+        depth_m = self._depth(rgb, world, mask, seed, intr, request.camera_height_m,
+                              down_in_camera(request.T_world_cam)).depth_m
         return Keyframe(rgb=rgb, depth_m=depth_m, T_world_cam=np.asarray(request.T_world_cam, dtype=np.float64),
                         intrinsics=intr, pose_index=request.pose_index)
 
     def _depth(self, rgb: NDArray[np.float32], world: tuple[NDArray[np.float32], ...] | None,
-               mask: NDArray[np.bool_], seed: int) -> DepthAlignment:
-        """Monocular depth aligned to the world where it is solid; the world's depth where kept."""
+               mask: NDArray[np.bool_], seed: int, intrinsics: Intrinsics | None = None,
+               camera_height_m: float | None = None, down_cam: NDArray[np.float64] | None = None) -> DepthAlignment:
+        """Monocular depth aligned to the world where it is solid (plus the smooth warp correction);
+        the world's depth where kept; a new world's scale from the ground plane at ``camera_height_m``."""
         inv = self.depth.predict_inverse(rgb)
         world_depth, world_alpha = (world[1], world[2]) if world is not None else (None, None)
         return keyframe_depth(inv, world_depth, world_alpha, mask, self.depth_prior, seed, self.depth.is_metric,
-                              DEPTH_MIN_ALPHA)
+                              DEPTH_MIN_ALPHA, warp=self.depth_warp, intrinsics=intrinsics,
+                              camera_height_m=camera_height_m, down_cam=down_cam)
 
     def settings(self) -> dict[str, object]:
         """JSON-able description recorded in the world manifest."""
@@ -295,4 +306,5 @@ class DiffusersGenerator:
             "size_multiple": self.size_multiple,
             "min_side_px": self.min_side_px,
             "depth_prior": asdict(self.depth_prior),
+            "depth_warp": asdict(self.depth_warp) if self.depth_warp is not None else None,
         }
