@@ -82,7 +82,7 @@ class DedupConfig:
     hidden: bool = True
     min_opacity: float = 0.02
     floating: bool = True
-    floating_margin: float = 0.15
+    floating_margin: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.cover_fraction <= 1.0:
