@@ -92,7 +92,8 @@ class _Blocked:
 def test_no_keyframe_twice_at_one_pose_in_the_walk() -> None:
     world = _Blocked(20)
     settings = WalkSettings(scheduler=SchedulerKind.COVERAGE, coverage_threshold=0.02, uniform_keyframes=8,
-                            max_keyframes=64, lookahead=8, lookahead_max_uncovered=0.1, coarse_weight=0.1,
+                            max_keyframes=64, keyframe_share=0.1, keyframe_burst=8, lookahead=8,
+                            lookahead_max_uncovered=0.1, coarse_weight=0.1,
                             detail_in_reasons=True)
     walk = KeyframeWalk(settings, world.n, world.coverage, world.make)
     walk.walk(0, world.n)

@@ -56,7 +56,12 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
     PipelineOption("coverage_scale", "--coverage-scale", float, "resolution of coverage renders relative to the camera"),
     PipelineOption("coverage_alpha", "--coverage-alpha", float, "alpha from which a coverage pixel counts as covered"),
     PipelineOption("chunk_size", "--chunk-size", int, "poses rendered per chunk"),
-    PipelineOption("max_keyframes_per_request", "--max-keyframes-per-request", int, "hard cap on keyframes per request"),
+    PipelineOption("max_keyframes_per_request", "--max-keyframes-per-request", int,
+                   "cap on keyframes per request (0 = none; raised to keyframe_share x poses on long requests)"),
+    PipelineOption("keyframe_share", "--keyframe-share", float,
+                   "keyframe budget as a share of the request's poses, paced: by pose i at most "
+                   "keyframe_burst + share x i (0 = flat max_keyframes_per_request, no pacing)"),
+    PipelineOption("keyframe_burst", "--keyframe-burst", int, "keyframes a request may make before pacing holds it back"),
     PipelineOption("keyframe_overscan", "--keyframe-overscan", float,
                    "keyframes are generated this much wider than the camera (same focal length)"),
     PipelineOption("keyframe_lookahead", "--keyframe-lookahead", int,

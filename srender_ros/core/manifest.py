@@ -86,7 +86,7 @@ class KeyframeRecord:
             world saved before this was kept).
         gaussians_removed: Gaussians of the world it removed when it was merged (-1: not recorded).
         removed_by: the removed Gaussians by reason (``coarse``, ``redundant``, ``hidden``,
-            ``transparent``; engine/lifting.py merge_keyframe and engine/dedup.py).
+            ``transparent``, ``floating``; engine/lifting.py merge_keyframe and engine/dedup.py).
     """
 
     pose_index: int

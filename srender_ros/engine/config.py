@@ -9,7 +9,7 @@ from srender_ros.core.ports.refine import KeyframeRefineConfig, RefineConfig
 from srender_ros.engine.dedup import DedupConfig
 from srender_ros.engine.inbetween import InbetweenKind
 from srender_ros.engine.lifting import LiftConfig
-from srender_ros.engine.scheduler import SchedulerKind, WalkSettings
+from srender_ros.engine.scheduler import SchedulerKind, WalkSettings, check_pacing
 from srender_ros.errors import InputError
 
 __all__ = ["DEPTH_SOURCES", "PipelineConfig"]
@@ -35,7 +35,13 @@ class PipelineConfig:
             Keep it at the lifting's ``empty_alpha``: where coverage demands more than lifting
             fills, a keyframe cannot cover its own view and the rule would fire again and again.
         chunk_size: poses rendered per chunk.
-        max_keyframes_per_request: hard cap on generation for one request.
+        max_keyframes_per_request: cap on generation for one request (0: none at all); a long request
+            may make up to ``ceil(keyframe_share * poses)`` when that is more.
+        keyframe_share: the cap scales with the request: at least this share of its poses may become
+            keyframes, and by pose i at most ``keyframe_burst + keyframe_share * i`` have been made
+            (pacing, so a long request cannot spend its budget at the start and leave its end
+            unlifted; engine/scheduler.py). 0 = a flat ``max_keyframes_per_request``, no pacing.
+        keyframe_burst: keyframes a request may make before pacing holds it back.
         keyframe_overscan: keyframes are generated with this much wider image (same focal length),
             so content just outside the view is already in the world when the camera turns.
         keyframe_lookahead: when pose i triggers the coverage rule, the keyframe is made at the
@@ -88,6 +94,8 @@ class PipelineConfig:
     coverage_alpha: float = 0.5
     chunk_size: int = 30
     max_keyframes_per_request: int = 64
+    keyframe_share: float = 0.1
+    keyframe_burst: int = 8
     keyframe_overscan: float = 1.25
     keyframe_lookahead: int = 8
     lookahead_max_uncovered: float = 0.1
@@ -118,6 +126,7 @@ class PipelineConfig:
             raise InputError(f"chunk_size={self.chunk_size}: must be >= 1")
         if self.max_keyframes_per_request < 0:
             raise InputError("max_keyframes_per_request must be >= 0")
+        check_pacing(self.keyframe_share, self.keyframe_burst)
         if self.keyframe_lookahead < 0:
             raise InputError(f"keyframe_lookahead={self.keyframe_lookahead}: must be >= 0")
         if not 0.0 <= self.lookahead_max_uncovered < 1.0:
@@ -145,5 +154,6 @@ class PipelineConfig:
         """The scheduler's part of these settings."""
         return WalkSettings(scheduler=self.scheduler, coverage_threshold=self.coverage_threshold,
                             uniform_keyframes=self.uniform_keyframes, max_keyframes=self.max_keyframes_per_request,
+                            keyframe_share=self.keyframe_share, keyframe_burst=self.keyframe_burst,
                             lookahead=self.keyframe_lookahead, lookahead_max_uncovered=self.lookahead_max_uncovered,
                             coarse_weight=self.coarse_weight, detail_in_reasons=self.max_footprint_px is not None)

@@ -18,7 +18,14 @@ after lifting a keyframe; it selects, among the Gaussians the world had before t
   surface, so with a consistent generator only content that no keyframe sees any more qualifies
   (a surface a later keyframe showed nearer, Gaussians moved by refinement);
 - **near-transparent** ones: peak opacity below ``min_opacity`` (refinement can fade Gaussians;
-  lifting makes them at 0.98).
+  lifting makes them at 0.98);
+- **floating** ones: centre inside the keyframe's image and clearly in front of what the keyframe
+  sees there (z below ``1 - floating_margin`` times the nearest depth of the 3x3 pixels around its
+  projection, so silhouettes of thin objects stay; pixels without depth say nothing). The keyframe
+  sees through them to a farther surface: they are floaters (coarse Gaussians lifted from far away,
+  stretched road Gaussians hanging over a dip, ghosts of a thin object seen from a bad angle).
+  merge_keyframe lifts the keyframe's pixels under them as for redundant ones. Only Gaussians of
+  earlier keyframes are tested (the new keyframe's own lie on its surface by construction).
 
 Everything here works on centres projected through the keyframes' pinhole cameras and their depth
 maps (numpy only, no renderer), in O(N) per keyframe plus O(candidates x keyframes) for the hidden test.
@@ -42,6 +49,7 @@ __all__ = [
     "DedupConfig",
     "KeyframeView",
     "PruneResult",
+    "floating_gaussians",
     "footprint_pixels",
     "hidden_for_good",
     "prune_for_keyframe",
@@ -63,6 +71,9 @@ class DedupConfig:
             counts equal detail as equal despite rounding).
         hidden: prune Gaussians behind the surface of every keyframe that sees their place.
         min_opacity: prune Gaussians whose peak opacity is below this (0 = off).
+        floating: prune Gaussians the keyframe sees through (clearly in front of its depth).
+        floating_margin: "clearly in front": z < (1 - floating_margin) x the nearest keyframe depth
+            of the 3x3 pixels around the centre's projection.
     """
 
     redundant: bool = True
@@ -70,6 +81,8 @@ class DedupConfig:
     detail_ratio: float = 0.9
     hidden: bool = True
     min_opacity: float = 0.02
+    floating: bool = True
+    floating_margin: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 < self.cover_fraction <= 1.0:
@@ -78,6 +91,8 @@ class DedupConfig:
             raise InputError(f"DedupConfig.detail_ratio={self.detail_ratio}: must be > 0")
         if not 0.0 <= self.min_opacity < 1.0:
             raise InputError(f"DedupConfig.min_opacity={self.min_opacity}: must be in [0, 1)")
+        if not 0.0 < self.floating_margin < 1.0:
+            raise InputError(f"DedupConfig.floating_margin={self.floating_margin}: must be in (0, 1)")
 
 
 class KeyframeView(Protocol):
@@ -97,15 +112,16 @@ class PruneResult(NamedTuple):
     redundant: NDArray[np.bool_]
     hidden: NDArray[np.bool_]
     transparent: NDArray[np.bool_]
+    floating: NDArray[np.bool_]
 
     @property
     def remove(self) -> NDArray[np.bool_]:
-        return self.redundant | self.hidden | self.transparent
+        return self.redundant | self.hidden | self.transparent | self.floating
 
     def counts(self) -> dict[str, int]:
         """Removed Gaussians by reason."""
         return {"redundant": int(self.redundant.sum()), "hidden": int(self.hidden.sum()),
-                "transparent": int(self.transparent.sum())}
+                "transparent": int(self.transparent.sum()), "floating": int(self.floating.sum())}
 
 
 class _Projection(NamedTuple):
@@ -133,6 +149,16 @@ def _window_max(depth: NDArray[np.float64]) -> NDArray[np.float64]:
     H, W = depth.shape
     pad = np.pad(np.where(np.isfinite(depth), depth, -np.inf), 1, mode="edge")
     m = np.max(np.stack([pad[dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)]), axis=0)
+    return np.where(np.isfinite(m), m, np.nan)
+
+
+def _window_min(depth: NDArray[np.float64]) -> NDArray[np.float64]:
+    """3x3 min of the valid (finite, > 0) depths of [H, W], NaN where no neighbour has one."""
+    H, W = depth.shape
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(depth) & (depth > 0)
+    pad = np.pad(np.where(valid, depth, np.inf), 1, mode="edge")
+    m = np.min(np.stack([pad[dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)]), axis=0)
     return np.where(np.isfinite(m), m, np.nan)
 
 
@@ -254,6 +280,22 @@ def hidden_for_good(world: GaussianWorld, keyframes: Sequence[KeyframeView], occ
     return alive & seen_hidden
 
 
+def floating_gaussians(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArray[np.floating],
+                       depth_m: NDArray[np.floating], margin: float) -> NDArray[np.bool_]:
+    """[N] Gaussians whose centre the keyframe sees through: inside its image, in front of the camera and
+    nearer than ``(1 - margin)`` times the nearest valid depth of the 3x3 pixels around the projection.
+
+    Pixels without depth (NaN, sky) never make a Gaussian floating.
+    """
+    if len(world) == 0:
+        return np.zeros(0, dtype=bool)
+    pr = _project(world.means, K, T_world_cam)
+    dmin = _window_min(np.asarray(depth_m, dtype=np.float64))[pr.row, pr.col]
+    with np.errstate(invalid="ignore"):
+        out: NDArray[np.bool_] = pr.inside & np.isfinite(dmin) & (pr.z < dmin * (1.0 - margin))
+    return out
+
+
 def transparent_gaussians(world: GaussianWorld, min_opacity: float) -> NDArray[np.bool_]:
     """[N] Gaussians whose peak opacity is below ``min_opacity``."""
     if min_opacity <= 0.0 or len(world) == 0:
@@ -269,7 +311,7 @@ def prune_for_keyframe(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArray
     """What the old world loses when a keyframe is merged (see the module docstring).
 
     Args:
-        world: the old Gaussians (after the detail rule's replacement).
+        world: the old Gaussians (after the detail rule's replacement; never the keyframe's own).
         K, T_world_cam, depth_m: the keyframe's camera, [4, 4] pose and [H, W] z-depth.
         lifted: [H, W] pixels the keyframe lifted. new_footprint_px: [H, W] their footprints.
         earlier: the world's keyframes before this one (for the hidden test).
@@ -294,5 +336,9 @@ def prune_for_keyframe(world: GaussianWorld, K: Intrinsics, T_world_cam: NDArray
         if behind.any():
             hidden = hidden_for_good(world, list(reversed(list(earlier))), occlusion_margin, behind,
                                      candidates_hidden=True)
-    return PruneResult(redundant, hidden, transparent)
+    floating = np.zeros(n, dtype=bool)
+    if config.floating and n:
+        floating = floating_gaussians(world, K, T_world_cam, depth_m, config.floating_margin) & ~(
+            transparent | redundant | hidden)
+    return PruneResult(redundant, hidden, transparent, floating)
 

@@ -288,7 +288,7 @@ class MergeResult(NamedTuple):
         added: Gaussians lifted from the keyframe.
         removed: Gaussians of the old world the keyframe removed (all reasons).
         removed_by: removed Gaussians by reason: ``coarse`` (the detail rule), and with
-            deduplication on ``redundant``, ``hidden``, ``transparent`` (engine/dedup.py).
+            deduplication on ``redundant``, ``hidden``, ``transparent``, ``floating`` (engine/dedup.py).
     """
 
     world: GaussianWorld
@@ -317,8 +317,8 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
         config: lifting settings.
         max_footprint_px: the detail limit (None: alpha only).
         coarse_pixels: the coverage probe's size render, needed with ``max_footprint_px``.
-        dedup: prune what the keyframe makes redundant, hidden for good or near-transparent
-            (engine/dedup.py); None: keep every old Gaussian the detail rule keeps.
+        dedup: prune what the keyframe makes redundant, hidden for good, near-transparent or shows to
+            be floating in front of its surfaces (engine/dedup.py); None: keep every old Gaussian the detail rule keeps.
         earlier: the world's keyframes before this one (the hidden-for-good test looks at them).
         grazing_max_stretch: the detail rule's limit grows with the keyframe's own grazing stretch
             (engine/resolution.py ``grazing_stretch``; the probe behind ``coarse_pixels`` should use
@@ -358,9 +358,10 @@ def merge_keyframe(world: GaussianWorld, keyframe: Keyframe, world_view: RenderO
         pruned = prune_for_keyframe(base, K, T, keyframe.depth_m, lifted, new_fp, earlier, config.occlusion_margin,
                                     dedup)
         drop = pruned.remove
-        if pruned.redundant.any() and lift_alpha is not None:
-            # The keyframe also draws what the redundant Gaussians covered.
-            under = footprint_pixels(base, pruned.redundant, K, T)
+        replaced = pruned.redundant | pruned.floating
+        if replaced.any() and lift_alpha is not None:
+            # The keyframe also draws what the redundant Gaussians covered, and what it sees behind floating ones.
+            under = footprint_pixels(base, replaced, K, T)
             new, pixels = lift_keyframe(keyframe.rgb, keyframe.depth_m, K, T, np.where(under, 0.0, lift_alpha),
                                         view_depth, config, sh_degree=world.sh_degree)
         if drop.any():

@@ -8,13 +8,15 @@
 - learned: a keyframe count predicted from the trajectory, placed uniformly, and the coverage rule
   still adds keyframes where holes remain.
 
-The walk (:class:`KeyframeWalk`) owns the state of one request's schedule: the plan, the cap, the
-residual left by the latest keyframe and the lookahead. It sees the world only through two
-callables, so it is tested with synthetic coverage arrays.
+The walk (:class:`KeyframeWalk`) owns the state of one request's schedule: the plan, the cap
+(``max(max_keyframes_per_request, ceil(keyframe_share * poses))``, paced: by pose i at most
+``keyframe_burst + keyframe_share * i``), the residual left by the latest keyframe and the
+lookahead. It sees the world only through two callables, so it is tested with synthetic coverage arrays.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +37,9 @@ __all__ = [
     "Schedule",
     "SchedulerKind",
     "WalkSettings",
+    "check_pacing",
+    "keyframe_cap",
+    "paced_limit",
     "uniform_indices",
 ]
 
@@ -110,25 +115,57 @@ def uniform_indices(n_poses: int, n_keyframes: int) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n_poses - 1, k)})
 
 
+def keyframe_cap(max_keyframes: int, keyframe_share: float, n_poses: int) -> int:
+    """Keyframes one request of ``n_poses`` poses may make: ``max(max_keyframes, ceil(keyframe_share * n_poses))``.
+
+    The budget scales with the request, so a long path is not left without keyframes after its
+    first ``max_keyframes``; ``max_keyframes = 0`` still means none at all (render only what exists).
+    """
+    if max_keyframes <= 0:
+        return 0
+    # The small tolerance keeps 0.1 * 600 at 60, not 61 (floating point).
+    return max(max_keyframes, math.ceil(keyframe_share * n_poses - 1e-9))
+
+
+def paced_limit(pose_index: int, keyframe_share: float, keyframe_burst: int) -> float:
+    """Most keyframes a request may have made by pose ``pose_index`` (included): ``burst + share * i``.
+
+    Pacing keeps a long request from spending its budget at the start and starving its end;
+    ``keyframe_share = 0`` turns it off (no limit but the cap).
+    """
+    if keyframe_share <= 0.0:
+        return math.inf
+    return keyframe_burst + keyframe_share * pose_index
+
+
 class KeyframeRule:
-    """Decides, pose by pose, whether the walk makes a keyframe there (plan, tau and the cap).
+    """Decides, pose by pose, whether the walk makes a keyframe there (plan, tau, the cap and pacing).
 
     Args:
         kind: the scheduler.
         coverage_threshold: tau (uncovered fraction) for the coverage rule.
         planned: pose indices planned up front (uniform / learned placement).
-        max_keyframes: hard cap per request.
+        max_keyframes: cap per request (before scaling with the request's length).
+        n_poses: the request's pose count (the cap scales with it).
+        keyframe_share: the cap is at least ``ceil(keyframe_share * n_poses)``, and by pose i at most
+            ``keyframe_burst + keyframe_share * i`` keyframes are made (0: a flat cap, no pacing).
+        keyframe_burst: keyframes a request may make before pacing holds it back.
+    Planned keyframes are not paced (their placement is even already); they still count.
     """
 
     def __init__(self, kind: SchedulerKind, coverage_threshold: float, planned: list[int] | None = None,
-                 max_keyframes: int = 64) -> None:
+                 max_keyframes: int = 64, n_poses: int = 0, keyframe_share: float = 0.0,
+                 keyframe_burst: int = 8) -> None:
         if not 0.0 <= coverage_threshold < 1.0:
             raise InputError(f"coverage_threshold={coverage_threshold}: must be in [0, 1)")
+        check_pacing(keyframe_share, keyframe_burst)
         self.kind = kind
         self.tau = coverage_threshold
         self.planned = set(planned or [])
         self.n_planned = len(self.planned)
-        self.max_keyframes = max_keyframes
+        self.max_keyframes = keyframe_cap(max_keyframes, keyframe_share, n_poses)
+        self.keyframe_share = keyframe_share
+        self.keyframe_burst = keyframe_burst
         self._made = 0
 
     @property
@@ -157,6 +194,8 @@ class KeyframeRule:
             decision = ReasonKind.PLANNED, f"{self.kind.value} placement ({self.n_planned} planned)"
         elif self._made + planned_ahead >= self.max_keyframes:
             return None
+        elif self._made + 1 > paced_limit(pose_index, self.keyframe_share, self.keyframe_burst):
+            return None   # paced: the budget of the poses still ahead is not spent here
         elif world_empty and self.kind is not SchedulerKind.UNIFORM:
             decision = ReasonKind.NEW_WORLD, NEW_WORLD_REASON
         elif self.kind is not SchedulerKind.UNIFORM and uncovered > self.tau:
@@ -164,6 +203,16 @@ class KeyframeRule:
         if decision is not None:
             self._made += 1
         return decision
+
+
+def check_pacing(keyframe_share: float, keyframe_burst: int) -> None:
+    """Raise InputError for a keyframe share outside [0, 1] or a burst below 1."""
+    if not 0.0 <= keyframe_share <= 1.0:
+        raise InputError(f"keyframe_share={keyframe_share}: must be in [0, 1] (a share of the request's poses; "
+                         "0 = a flat max_keyframes_per_request cap without pacing)")
+    if keyframe_burst < 1:
+        raise InputError(f"keyframe_burst={keyframe_burst}: must be >= 1 (keyframes a request may make before "
+                         "pacing by keyframe_share holds it back)")
 
 
 #: The reason text of a keyframe made because the world is empty.
@@ -181,6 +230,8 @@ class WalkSettings:
     coverage_threshold: float
     uniform_keyframes: int
     max_keyframes: int
+    keyframe_share: float
+    keyframe_burst: int
     lookahead: int
     lookahead_max_uncovered: float
     coarse_weight: float
@@ -214,7 +265,8 @@ class KeyframeWalk:
         self.schedule = Schedule(scheduler=settings.scheduler, coverage=np.full(n_poses, np.nan, np.float32),
                                  coverage_threshold=settings.coverage_threshold)
         planned = uniform_indices(n_poses, settings.uniform_keyframes) if settings.scheduler is SchedulerKind.UNIFORM else []
-        self.rule = KeyframeRule(settings.scheduler, settings.coverage_threshold, planned, settings.max_keyframes)
+        self.rule = KeyframeRule(settings.scheduler, settings.coverage_threshold, planned, settings.max_keyframes,
+                                 n_poses, settings.keyframe_share, settings.keyframe_burst)
         self.coverage_seconds = 0.0
         # Uncovered fraction left at the pose of the latest keyframe: what it could not cover
         # (semi-transparent edges, sky) is no reason for another one.

@@ -56,6 +56,8 @@ class NodeConfig:
     coverage_threshold: float = pipeline_default("coverage_threshold")
     uniform_keyframes: int = pipeline_default("uniform_keyframes")
     max_keyframes_per_request: int = pipeline_default("max_keyframes_per_request")
+    keyframe_share: float = pipeline_default("keyframe_share")
+    keyframe_burst: int = pipeline_default("keyframe_burst")
     chunk_size: int = pipeline_default("chunk_size")
     seed: int = pipeline_default("seed")
     coverage_scale: float = pipeline_default("coverage_scale")
@@ -229,7 +231,12 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               min_value=0.0, max_value=0.999),
     ParamSpec("uniform_keyframes", int, "Keyframes per request for scheduler uniform.", min_value=1, max_value=10000),
     ParamSpec("max_keyframes_per_request", int, "Upper bound on new keyframes per request (0: render only what "
-              "the world has).", min_value=0, max_value=10000),
+              "the world has); a long request may make up to keyframe_share x its poses.", min_value=0, max_value=10000),
+    ParamSpec("keyframe_share", float, "Keyframe budget as a share of a request's poses, paced: by pose i at most "
+              "keyframe_burst + keyframe_share x i keyframes (0: flat max_keyframes_per_request, no pacing).",
+              min_value=0.0, max_value=1.0),
+    ParamSpec("keyframe_burst", int, "Keyframes a request may make before pacing by keyframe_share holds it back.",
+              min_value=1, max_value=10000),
     ParamSpec("chunk_size", int, "Poses rendered and published per chunk.", min_value=1, max_value=10000),
     ParamSpec("seed", int, "Seed of keyframe generation.", min_value=0, max_value=2**31 - 1),
     ParamSpec("coverage_scale", float, "Resolution of coverage renders relative to the camera.",
