@@ -65,8 +65,10 @@ def test_the_cap_scales_with_the_request() -> None:
     assert keyframe_cap(64, 0.1, 6000) == 600
     assert keyframe_cap(64, 0.0, 6000) == 64         # share 0: the old flat cap
     assert keyframe_cap(0, 0.1, 6000) == 0           # 0 still means: render only what the world has
-    assert paced_limit(0, 0.1, 8) == 8 and paced_limit(100, 0.1, 8) == pytest.approx(18.0)
-    assert paced_limit(100, 0.0, 8) == float("inf")
+    # The cap spread evenly over the request: 8 at the first pose, the whole cap at the last.
+    assert paced_limit(0, 60, 601, 0.1, 8) == 8 and paced_limit(300, 60, 601, 0.1, 8) == pytest.approx(34.0)
+    assert paced_limit(600, 60, 601, 0.1, 8) == pytest.approx(60.0)
+    assert paced_limit(100, 64, 600, 0.0, 8) == float("inf")
 
 
 def test_a_long_request_is_paced_and_reaches_its_end() -> None:
@@ -208,3 +210,10 @@ def test_pixels_without_depth_never_make_a_gaussian_floating() -> None:
     assert floating_gaussians(g, CAM, sky.T_world_cam, sky.depth_m, 0.15).tolist() == [False]
     with pytest.raises(InputError, match="floating_margin"):
         DedupConfig(floating_margin=0.0)
+
+
+def test_a_short_fast_request_is_not_held_back() -> None:
+    """20 poses that each need a keyframe (a fast turn): pacing spreads the cap of 64 over 20 poses, so
+    it never binds and every pose gets its keyframe, as with the flat cap."""
+    assert sorted(_walk(20, chunk=5).made) == list(range(20))
+    assert sorted(_walk(20, chunk=5, keyframe_share=0.0).made) == list(range(20))

@@ -60,7 +60,7 @@ PIPELINE_OPTIONS: tuple[PipelineOption, ...] = (
                    "cap on keyframes per request (0 = none; raised to keyframe_share x poses on long requests)"),
     PipelineOption("keyframe_share", "--keyframe-share", float,
                    "keyframe budget as a share of the request's poses, paced: by pose i at most "
-                   "keyframe_burst + share x i (0 = flat max_keyframes_per_request, no pacing)"),
+                   "keyframe_burst + (cap - keyframe_burst) x i / (poses - 1) (0 = flat max_keyframes_per_request, no pacing)"),
     PipelineOption("keyframe_burst", "--keyframe-burst", int, "keyframes a request may make before pacing holds it back"),
     PipelineOption("keyframe_overscan", "--keyframe-overscan", float,
                    "keyframes are generated this much wider than the camera (same focal length)"),

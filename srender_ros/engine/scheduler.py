@@ -10,7 +10,7 @@
 
 The walk (:class:`KeyframeWalk`) owns the state of one request's schedule: the plan, the cap
 (``max(max_keyframes_per_request, ceil(keyframe_share * poses))``, paced: by pose i at most
-``keyframe_burst + keyframe_share * i``), the residual left by the latest keyframe and the
+``keyframe_burst + (cap - keyframe_burst) * i / (poses - 1)``), the residual left by the latest keyframe and the
 lookahead. It sees the world only through two callables, so it is tested with synthetic coverage arrays.
 """
 
@@ -127,15 +127,19 @@ def keyframe_cap(max_keyframes: int, keyframe_share: float, n_poses: int) -> int
     return max(max_keyframes, math.ceil(keyframe_share * n_poses - 1e-9))
 
 
-def paced_limit(pose_index: int, keyframe_share: float, keyframe_burst: int) -> float:
-    """Most keyframes a request may have made by pose ``pose_index`` (included): ``burst + share * i``.
+def paced_limit(pose_index: int, cap: int, n_poses: int, keyframe_share: float, keyframe_burst: int) -> float:
+    """Most keyframes a request may have made by pose ``pose_index`` (included):
+    ``burst + (cap - burst) * i / (n_poses - 1)``, i.e. the cap spread evenly over the request.
 
-    Pacing keeps a long request from spending its budget at the start and starving its end;
-    ``keyframe_share = 0`` turns it off (no limit but the cap).
+    Pacing keeps a long request from spending its budget at the start and starving its end (the
+    allowance reaches the cap at the last pose, not before). A short request is not held back: its
+    cap (at least ``max_keyframes_per_request``) spread over a few poses never binds, so a fast turn
+    of 20 poses still gets a keyframe wherever coverage asks. ``keyframe_share = 0`` turns it off
+    (no limit but the cap).
     """
-    if keyframe_share <= 0.0:
+    if keyframe_share <= 0.0 or n_poses <= 1:
         return math.inf
-    return keyframe_burst + keyframe_share * pose_index
+    return keyframe_burst + max(0, cap - keyframe_burst) * pose_index / (n_poses - 1)
 
 
 class KeyframeRule:
@@ -148,7 +152,8 @@ class KeyframeRule:
         max_keyframes: cap per request (before scaling with the request's length).
         n_poses: the request's pose count (the cap scales with it).
         keyframe_share: the cap is at least ``ceil(keyframe_share * n_poses)``, and by pose i at most
-            ``keyframe_burst + keyframe_share * i`` keyframes are made (0: a flat cap, no pacing).
+            ``keyframe_burst + (cap - keyframe_burst) * i / (n_poses - 1)`` keyframes are made (the cap
+            spread evenly; 0: a flat cap, no pacing).
         keyframe_burst: keyframes a request may make before pacing holds it back.
     Planned keyframes are not paced (their placement is even already); they still count.
     """
@@ -164,6 +169,7 @@ class KeyframeRule:
         self.planned = set(planned or [])
         self.n_planned = len(self.planned)
         self.max_keyframes = keyframe_cap(max_keyframes, keyframe_share, n_poses)
+        self.n_poses = n_poses
         self.keyframe_share = keyframe_share
         self.keyframe_burst = keyframe_burst
         self._made = 0
@@ -194,7 +200,8 @@ class KeyframeRule:
             decision = ReasonKind.PLANNED, f"{self.kind.value} placement ({self.n_planned} planned)"
         elif self._made + planned_ahead >= self.max_keyframes:
             return None
-        elif self._made + 1 > paced_limit(pose_index, self.keyframe_share, self.keyframe_burst):
+        elif self._made + 1 > paced_limit(pose_index, self.max_keyframes, self.n_poses, self.keyframe_share,
+                                          self.keyframe_burst):
             return None   # paced: the budget of the poses still ahead is not spent here
         elif world_empty and self.kind is not SchedulerKind.UNIFORM:
             decision = ReasonKind.NEW_WORLD, NEW_WORLD_REASON

@@ -233,7 +233,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("max_keyframes_per_request", int, "Upper bound on new keyframes per request (0: render only what "
               "the world has); a long request may make up to keyframe_share x its poses.", min_value=0, max_value=10000),
     ParamSpec("keyframe_share", float, "Keyframe budget as a share of a request's poses, paced: by pose i at most "
-              "keyframe_burst + keyframe_share x i keyframes (0: flat max_keyframes_per_request, no pacing).",
+              "keyframe_burst + (cap - keyframe_burst) x i / (poses - 1) keyframes, the cap spread evenly "
+              "(0: flat max_keyframes_per_request, no pacing).",
               min_value=0.0, max_value=1.0),
     ParamSpec("keyframe_burst", int, "Keyframes a request may make before pacing by keyframe_share holds it back.",
               min_value=1, max_value=10000),
