@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import signal
 import sys
 import threading
 import time
@@ -686,6 +687,12 @@ def main(argv: list[str] | None = None) -> int:
         get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
         code = 2
     finally:
+        if threading.current_thread() is threading.main_thread():
+            # Shutting down now: a second SIGINT (launch forwards one while the terminal or a test sends
+            # its own to the process group) must not interrupt the orderly stop (the world is being
+            # saved) nor the interpreter's exit with a KeyboardInterrupt traceback. SIGTERM and SIGKILL
+            # still end a stop that hangs.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             if node is not None:
                 node.shutdown()
