@@ -39,8 +39,9 @@ class PipelineConfig:
             may make up to ``ceil(keyframe_share * poses)`` when that is more.
         keyframe_share: the cap scales with the request: at least this share of its poses may become
             keyframes, and by pose i at most ``keyframe_burst + (cap - keyframe_burst) * i / (poses - 1)``
-            have been made (pacing: the cap spread evenly, so a long request cannot spend its budget at the start and leave its end
-            unlifted; engine/scheduler.py). 0 = a flat ``max_keyframes_per_request``, no pacing.
+            have been made (pacing: the cap spread evenly, so a long request cannot spend its budget at
+            the start and leave its end unlifted; engine/scheduler.py). 0 = a flat
+            ``max_keyframes_per_request``, no pacing.
         keyframe_burst: keyframes a request may make before pacing holds it back.
         keyframe_overscan: keyframes are generated with this much wider image (same focal length),
             so content just outside the view is already in the world when the camera turns.
