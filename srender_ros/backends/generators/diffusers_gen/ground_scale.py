@@ -108,11 +108,23 @@ def down_in_camera(T_world_cam: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.asarray(R.T @ np.array([0.0, 0.0, -1.0]), np.float64)
 
 
-def _lower_pixels(shape: tuple[int, int], lower_fraction: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    h, w = shape
-    top = int(h * (1.0 - lower_fraction))
-    vv, uu = np.mgrid[top:h, 0:w]
-    return vv.ravel(), uu.ravel()
+def _check(camera_height_m: float, shape: tuple[int, ...], intrinsics: Intrinsics, what: str) -> None:
+    """InputError for a camera height that is not > 0 or an [H, W] input not of the camera's size."""
+    if not (math.isfinite(camera_height_m) and camera_height_m > 0):
+        raise InputError(f"camera height {camera_height_m} m: must be > 0")
+    if len(shape) != 2 or shape != (intrinsics.height_px, intrinsics.width_px):
+        raise InputError(f"{what} {shape} does not match the camera {intrinsics.height_px}x{intrinsics.width_px}")
+
+
+def _lower_rays(intrinsics: Intrinsics, lower_fraction: float) -> tuple[slice, NDArray[np.float64]]:
+    """(rows of the searched lower image, their [n, 3] optical rays with z = 1, row-major)."""
+    rows = slice(int(intrinsics.height_px * (1.0 - lower_fraction)), intrinsics.height_px)
+    return rows, intrinsics.pixel_rays()[rows].reshape(-1, 3)
+
+
+def _evenly(n: int, max_points: int) -> NDArray[np.int64] | slice:
+    """Indices of at most ``max_points`` of ``n`` points, evenly spread (deterministic)."""
+    return np.linspace(0, n - 1, max_points).astype(np.int64) if n > max_points else slice(None)
 
 
 def ground_alignment(pred_inverse: NDArray[np.floating], intrinsics: Intrinsics, camera_height_m: float,
@@ -132,11 +144,7 @@ def ground_alignment(pred_inverse: NDArray[np.floating], intrinsics: Intrinsics,
         :class:`GroundAlignment`, or None when no plausible ground is found.
     """
     p = np.asarray(pred_inverse, np.float64)
-    if not (math.isfinite(camera_height_m) and camera_height_m > 0):
-        raise InputError(f"camera height {camera_height_m} m: must be > 0")
-    if p.ndim != 2 or p.shape != (intrinsics.height_px, intrinsics.width_px):
-        raise InputError(f"ground_alignment: prediction {p.shape} does not match the camera "
-                         f"{intrinsics.height_px}x{intrinsics.width_px}")
+    _check(camera_height_m, p.shape, intrinsics, "ground_alignment: prediction")
     if down_cam is None:
         a0, b0 = prior_scale_shift
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -148,19 +156,16 @@ def ground_alignment(pred_inverse: NDArray[np.floating], intrinsics: Intrinsics,
         return GroundAlignment(a0 / fit.scale, b0 / fit.scale, fit.inlier_fraction, "plane")
     down = np.asarray(down_cam, np.float64)
     down = down / max(float(np.linalg.norm(down)), 1e-12)
-    vv, uu = _lower_pixels(p.shape, settings.lower_fraction)
-    r = np.stack([(uu + 0.5 - intrinsics.cx_px) / intrinsics.fx_px, (vv + 0.5 - intrinsics.cy_px) / intrinsics.fy_px,
-                  np.ones(uu.shape)], axis=1)
+    rows, r = _lower_rays(intrinsics, settings.lower_fraction)
     s = (r @ down) / camera_height_m                     # true inverse depth of ground at these pixels
-    pv = p[vv, uu]
+    pv = p[rows].ravel()
     # below the horizon, and nearer than the far clip
     ok = np.isfinite(pv) & (s > 1.0 / settings.max_depth_m)
     s, pv = s[ok], pv[ok]
     if s.size < settings.min_inliers:
         return None
-    if s.size > settings.max_points:
-        keep = np.linspace(0, s.size - 1, settings.max_points).astype(np.int64)
-        s, pv = s[keep], pv[keep]
+    keep = _evenly(s.size, settings.max_points)
+    s, pv = s[keep], pv[keep]
     from srender_ros.backends.generators.diffusers_gen.depth import _lstsq_line, fit_scale_shift_robust  # depth.py imports us
 
     a, b, inliers = fit_scale_shift_robust(s, pv, seed=seed)
@@ -211,25 +216,17 @@ def ground_scale(depth_m: NDArray[np.floating], intrinsics: Intrinsics, camera_h
         the :class:`GroundFit`, or None when no plausible ground plane is found.
     """
     z = np.asarray(depth_m, np.float64)
-    if not (math.isfinite(camera_height_m) and camera_height_m > 0):
-        raise InputError(f"camera height {camera_height_m} m: must be > 0")
-    if z.ndim != 2 or z.shape != (intrinsics.height_px, intrinsics.width_px):
-        raise InputError(f"ground_scale: depth {z.shape} does not match the camera "
-                         f"{intrinsics.height_px}x{intrinsics.width_px}")
-    h, w = z.shape
-    top = int(h * (1.0 - settings.lower_fraction))
-    vv, uu = np.mgrid[top:h, 0:w]
-    zz = z[top:h]
+    _check(camera_height_m, z.shape, intrinsics, "ground_scale: depth")
+    rows, r = _lower_rays(intrinsics, settings.lower_fraction)
+    zz = z[rows].ravel()
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(zz) & (zz > 0) & (zz < settings.max_depth_m)
-    vv, uu, zz = vv[ok], uu[ok], zz[ok]
+    r, zz = r[ok], zz[ok]
     if zz.size < settings.min_inliers:
         return None
-    if zz.size > settings.max_points:
-        keep = np.linspace(0, zz.size - 1, settings.max_points).astype(np.int64)
-        vv, uu, zz = vv[keep], uu[keep], zz[keep]
-    pts = np.stack([(uu + 0.5 - intrinsics.cx_px) / intrinsics.fx_px * zz,
-                    (vv + 0.5 - intrinsics.cy_px) / intrinsics.fy_px * zz, zz], axis=1)
+    keep = _evenly(zz.size, settings.max_points)
+    r, zz = r[keep], zz[keep]
+    pts = r * zz[:, None]                                 # [n, 3] optical points (z = zz)
     n_pts = pts.shape[0]
     cos_tilt = math.cos(math.radians(settings.max_tilt_deg))
     rng = np.random.default_rng(seed)
